@@ -1,0 +1,203 @@
+//! [`RawConfig`]: the configuration file exactly as written, before validation.
+//!
+//! Every struct denies unknown fields, so a typo is an error in the file and in `SBC__*`
+//! environment overrides alike; nothing uses `#[serde(flatten)]`, which would defeat that.
+//! Values that need parsing (addresses, CIDR networks, URIs, regexes) stay strings here, so
+//! validation can quote them in its `key.path: problem (got value)` messages.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// Default of `sip.shutdown_grace_secs`.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 60;
+/// Default of `media.idle_timeout_secs`.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// Default of `outbound.register.expires_secs`.
+pub const DEFAULT_REGISTER_EXPIRES_SECS: u64 = 3600;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[sip]`
+    pub sip: RawSip,
+    /// `[media]`
+    pub media: RawMedia,
+    /// `[admin]`
+    pub admin: RawAdmin,
+    /// `[[trunk]]`, in file order (which is matching order).
+    #[serde(default)]
+    pub trunk: Vec<RawTrunk>,
+    /// `[[route]]`, in file order.
+    #[serde(default)]
+    pub route: Vec<RawRoute>,
+}
+
+/// `[sip]`: signalling sockets and process-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSip {
+    /// `"udp:ADDR:PORT"`, `"tcp:…"`, `"tls:…"`; IPv6 as `[::1]:5060`.
+    pub listen: Vec<String>,
+    /// Address or host name written into Via / Contact / Record-Route.
+    pub advertise: Option<String>,
+    /// How long running calls may go on after SIGTERM.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// PEM certificate chain for `tls:` listeners.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls:` listeners.
+    pub tls_key_file: Option<PathBuf>,
+    /// Log filter when `RUST_LOG` is not set: a level (`info`) or `target=level` list.
+    pub log_level: Option<String>,
+}
+
+/// `[media]`: the RTP relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMedia {
+    /// IP address the RTP sockets bind to.
+    pub listen: String,
+    /// Address written into SDP.
+    pub advertise: Option<String>,
+    /// First port of the RTP range (even).
+    pub port_min: u64,
+    /// Last port of the RTP range (odd, so the range holds whole RTP/RTCP pairs).
+    pub port_max: u64,
+    /// No RTP on both legs for this long: hang up both legs.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+}
+
+/// `[admin]`: the HTTP endpoint for /metrics, /status and /health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `ADDR:PORT`.
+    pub listen: String,
+}
+
+/// One `[[trunk]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrunk {
+    /// Unique name, used by routes, logs and metrics.
+    pub name: String,
+    /// Which requests belong to this trunk.
+    #[serde(default)]
+    pub inbound: RawInbound,
+    /// How calls are delivered to this trunk.
+    #[serde(default)]
+    pub outbound: RawOutbound,
+}
+
+/// `inbound.*` of a trunk: every check given must pass.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInbound {
+    /// IP allowlist (CIDR).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Hash domain: the Request-URI host.
+    pub domain: Option<String>,
+    /// Custom authentication header.
+    pub header: Option<RawHeader>,
+    /// Tech prefix, stripped from the called number.
+    pub prefix: Option<String>,
+    /// Digest challenge.
+    pub digest: Option<RawDigest>,
+    /// The PBX REGISTERs to sbcd; calls to the trunk go to its Contact.
+    #[serde(default)]
+    pub register: bool,
+}
+
+/// A header name and value (`{ name = "X-Trunk-Key", value = "…" }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value: a shared secret.
+    pub value: Secret,
+}
+
+/// `inbound.digest`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDigest {
+    /// Realm in the challenge.
+    pub realm: String,
+    /// Accepted credentials.
+    pub users: Vec<RawCredentials>,
+}
+
+/// A username with `password` or `password_file` (exactly one): digest users and
+/// `outbound.auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    /// Username.
+    pub username: String,
+    /// Password written in the file.
+    pub password: Option<Secret>,
+    /// File holding the password (one line; a final newline is ignored). A relative path is
+    /// relative to the configuration file's directory.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `outbound.*` of a trunk.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    /// Next hop.
+    pub uri: Option<String>,
+    /// Tech prefix added to the called number.
+    pub prefix: Option<String>,
+    /// Host written into Request-URI and To.
+    pub domain: Option<String>,
+    /// Header added to every request.
+    pub header: Option<RawHeader>,
+    /// Credentials that answer 401 and 407.
+    pub auth: Option<RawCredentials>,
+    /// Register on behalf.
+    pub register: Option<RawRegister>,
+    /// OPTIONS health probe interval.
+    pub options_ping_secs: Option<u64>,
+}
+
+/// `outbound.register`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegister {
+    /// Requested registration lifetime.
+    #[serde(default = "default_register_expires_secs")]
+    pub expires_secs: u64,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Inbound trunk.
+    pub from: String,
+    /// Regex on the called number (after the inbound prefix is stripped).
+    #[serde(rename = "match")]
+    pub pattern: Option<String>,
+    /// Outbound trunks in failover order.
+    pub to: Vec<String>,
+}
+
+fn default_shutdown_grace_secs() -> u64 {
+    DEFAULT_SHUTDOWN_GRACE_SECS
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    DEFAULT_IDLE_TIMEOUT_SECS
+}
+
+fn default_register_expires_secs() -> u64 {
+    DEFAULT_REGISTER_EXPIRES_SECS
+}

@@ -1,0 +1,335 @@
+//! The `sbcd` binary as an operator and systemd use it: exit statuses, check-config output,
+//! and the daemon's signal handling (SIGTERM, SIGHUP). Only the children started here are ever
+//! signalled, by pid, and every wait is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+const SBCD: &str = env!("CARGO_BIN_EXE_sbcd");
+/// Generous: a loaded CI machine may be slow to start a debug binary.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc/sbcd.toml")
+}
+
+/// A scratch directory for configuration files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("sbcd-cli")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// `sbcd ARGS` with an environment that cannot change the outcome.
+fn sbcd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(SBCD);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM");
+    for (name, _) in std::env::vars_os() {
+        if name
+            .to_string_lossy()
+            .to_ascii_uppercase()
+            .starts_with("SBC__")
+        {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    sbcd(args).stdin(Stdio::null()).output().expect("run sbcd")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running daemon whose stderr is read line by line. Dropping it kills the child if it is
+/// still running, so a failed test leaves no process behind.
+struct Daemon {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Daemon {
+    fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sbcd");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until a stderr line contains `needle`; returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no line with {needle:?} within {TIMEOUT:?}; stderr so far:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "sbcd closed stderr before {needle:?}; stderr:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM") to this child only.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits, bounded, for the child to exit; returns its exit code.
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Collect what is left of stderr for the assertions that follow.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+                    self.seen.push(line);
+                }
+                return status
+                    .code()
+                    .unwrap_or_else(|| panic!("sbcd died by a signal: {status}"));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sbcd did not exit within {TIMEOUT:?}; stderr:\n{}",
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn check_config_accepts_the_sample() {
+    let out = run(&["check-config", "--config", sample().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "config OK: 2 trunks, 2 routes\n");
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn check_config_lists_every_error_and_exits_78() {
+    let dir = scratch("check-bad");
+    let path = dir.join("bad.toml");
+    let sample = std::fs::read_to_string(sample()).unwrap();
+    let bad = sample
+        .replace(
+            "outbound.uri = \"sip:127.0.0.1:5070\"",
+            "outbound.uri = \"http://x\"",
+        )
+        .replace("to = [\"carrier\"]", "to = [\"carrier\", \"backup\"]")
+        .replace("port_max = 29999", "port_max = 20000");
+    assert_ne!(bad, sample);
+    std::fs::write(&path, bad).unwrap();
+    let out = run(&["check-config", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        "media.port_max: must be odd, so the range ends with a whole RTP/RTCP pair (got 20000)\n\
+         trunk[0].outbound.uri: not a SIP URI (got \"http://x\")\n\
+         route[0].to[1]: unknown trunk \"backup\"\n"
+    );
+
+    let out = run(&[
+        "check-config",
+        "-c",
+        dir.join("missing.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{}: cannot read: no such file\n",
+            dir.join("missing.toml").display()
+        )
+    );
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    for args in [
+        &["frobnicate", "-c", "x.toml"][..],
+        &[],
+        &["-c"],
+        &["--verbose", "-c", "x"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert!(
+            text(&out.stderr).starts_with("sbcd: "),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "");
+    }
+    assert_eq!(
+        text(&run(&["frobnicate"]).stderr),
+        "sbcd: unknown subcommand \"frobnicate\"\nTry 'sbcd --help'.\n"
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("sbcd check-config --config FILE"));
+    let out = run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        format!("sbcd {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn daemon_runs_until_sigterm() {
+    // Under systemd (JOURNAL_STREAM set) lines carry no timestamp: the journal adds its own.
+    let mut daemon = Daemon::start(
+        sbcd(&["--config", sample().to_str().unwrap()]).env("JOURNAL_STREAM", "8:12345"),
+    );
+    let loaded = daemon.wait_for("config loaded");
+    assert!(
+        loaded.contains("trunks=2") && loaded.contains("routes=2"),
+        "{loaded}"
+    );
+    assert!(
+        loaded.trim_start().starts_with("INFO"),
+        "no timestamp expected: {loaded}"
+    );
+    let waiting =
+        daemon.wait_for("sbcd is not serving SIP yet (issue 3); waiting for SIGTERM/SIGINT");
+    assert!(waiting.contains("WARN"), "{waiting}");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0);
+    assert!(
+        daemon.seen.iter().any(|l| l.contains("shutting down")),
+        "{:?}",
+        daemon.seen
+    );
+}
+
+#[test]
+fn daemon_exits_on_sigint() {
+    let mut daemon = Daemon::start(&mut sbcd(&["-c", sample().to_str().unwrap()]));
+    daemon.wait_for("waiting for SIGTERM/SIGINT");
+    daemon.signal("INT");
+    assert_eq!(daemon.wait_exit(), 0);
+}
+
+#[test]
+fn daemon_with_bad_config_exits_78_listing_every_error() {
+    let dir = scratch("daemon-bad");
+    let path = dir.join("sbcd.toml");
+    let bad = std::fs::read_to_string(sample())
+        .unwrap()
+        .replace("to = [\"pbx\"]", "to = [\"pbx\", \"nowhere\"]")
+        .replace("listen = \"127.0.0.1:9060\"", "listen = \"127.0.0.1\"");
+    std::fs::write(&path, bad).unwrap();
+    let mut daemon = Daemon::start(&mut sbcd(&["-c", path.to_str().unwrap()]));
+    assert_eq!(daemon.wait_exit(), 78);
+    let stderr = daemon.seen.join("\n");
+    for line in [
+        r#"admin.listen: not an ADDRESS:PORT socket address such as 127.0.0.1:9060 (got "127.0.0.1")"#,
+        r#"route[1].to[1]: unknown trunk "nowhere""#,
+    ] {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("not serving SIP"), "{stderr}");
+}
+
+#[test]
+fn sighup_reloads_and_keeps_running_on_errors() {
+    let dir = scratch("reload");
+    let path = dir.join("sbcd.toml");
+    let good = std::fs::read_to_string(sample()).unwrap();
+    std::fs::write(&path, &good).unwrap();
+    let mut daemon = Daemon::start(&mut sbcd(&["-c", path.to_str().unwrap()]));
+    daemon.wait_for("waiting for SIGTERM/SIGINT");
+
+    // A broken file: every error is logged, the daemon keeps the running config.
+    std::fs::write(
+        &path,
+        good.replace("from = \"carrier\"", "from = \"carier\""),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    let line = daemon.wait_for("route[1].from");
+    assert!(
+        line.contains(r#"route[1].from: unknown trunk "carier""#),
+        "{line}"
+    );
+    daemon.wait_for("config reload failed; keeping the running config");
+
+    // A restart-only change is refused.
+    std::fs::write(&path, good.replace("port_max = 29999", "port_max = 21999")).unwrap();
+    daemon.signal("HUP");
+    let line = daemon.wait_for("config reload refused");
+    assert!(line.contains("media.port_max"), "{line}");
+
+    // A good change is applied.
+    let more = format!("{good}\n[[route]]\nfrom = \"pbx\"\nto = [\"pbx\"]\n");
+    std::fs::write(&path, more).unwrap();
+    daemon.signal("HUP");
+    let line = daemon.wait_for("config reloaded");
+    assert!(line.contains("routes=3"), "{line}");
+
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0);
+}
