@@ -420,10 +420,14 @@ fn params_match(a: Params<'_>, b: Params<'_>) -> bool {
 }
 
 /// Every parameter of `a` that `b` also has matches it, and `b` lacks none of the
-/// [`MUST_MATCH_PARAMS`] that `a` has.
+/// [`MUST_MATCH_PARAMS`] that `a` has. A repeated name is compared occurrence by occurrence (the
+/// k-th `;x=` of `a` with the k-th of `b`), which keeps the relation reflexive (found by the
+/// `parse_uri` fuzz target: `sip:e;r=m;r` did not match itself).
 fn one_way_params_match(a: Params<'_>, b: Params<'_>) -> bool {
-    a.iter().all(
-        |p| match b.iter().find(|q| eq_escaped_ignore_case(p.name, q.name)) {
+    a.iter().enumerate().all(|(i, p)| {
+        let same_name = |q: &Param<'_>| eq_escaped_ignore_case(p.name, q.name);
+        let occurrence = a.iter().take(i).filter(same_name).count();
+        match b.iter().filter(same_name).nth(occurrence) {
             Some(q) => {
                 let method = name_eq(p.name, b"method");
                 opt_eq(p.value, q.value, |x, y| {
@@ -435,8 +439,8 @@ fn one_way_params_match(a: Params<'_>, b: Params<'_>) -> bool {
                 })
             }
             None => !MUST_MATCH_PARAMS.iter().any(|name| name_eq(p.name, name)),
-        },
-    )
+        }
+    })
 }
 
 /// Iterates `hname=hvalue` pairs of a `headers` component.
@@ -1619,5 +1623,28 @@ mod tests {
             }
         }
         assert!(runs > 100_000, "{runs} runs");
+    }
+
+    #[test]
+    fn repeated_parameters_match_themselves() {
+        // Crash inputs of the parse_uri fuzz target (minimised first).
+        for raw in [
+            &b"sip:e;r=m;r"[..],
+            b"sip:a.com;x=1;x=2",
+            b"sip:a.com;%72=1;r=2",
+            b"sip:er;lpar=u%40example.n:er;lpar=u%40example.netoetomxaxample.com",
+        ] {
+            let Ok(Uri::Sip(u)) = Uri::parse(raw) else {
+                continue; // only parsed URIs are compared
+            };
+            assert!(u.matches(&u), "{}", String::from_utf8_lossy(raw));
+        }
+        let Ok(Uri::Sip(a)) = Uri::parse(b"sip:a.com;x=1;x=2") else {
+            panic!()
+        };
+        let Ok(Uri::Sip(b)) = Uri::parse(b"sip:a.com;x=2;x=1") else {
+            panic!()
+        };
+        assert!(!a.matches(&b), "occurrences are compared in order");
     }
 }
