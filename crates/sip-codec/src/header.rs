@@ -15,6 +15,10 @@ macro_rules! header_kinds {
             Other,
         }
 
+        /// Every known kind (for tests and tables).
+        #[cfg(test)]
+        const ALL: &[HeaderKind] = &[ $( HeaderKind::$kind, )* ];
+
         impl HeaderKind {
             /// The canonical spelling of the header name, as the writer emits it.
             pub const fn as_str(self) -> &'static str {
@@ -24,21 +28,12 @@ macro_rules! header_kinds {
                 }
             }
 
-            /// Recognises a header name: full form case-insensitively, or a compact form
-            /// (RFC 3261 §7.3.3 and later RFCs: i m f t v l c k s e o r u x b y).
-            pub fn from_name(name: &[u8]) -> Self {
-                if name.len() == 1 {
-                    return match name[0].to_ascii_lowercase() {
-                        $( $( $compact => Self::$kind, )? )*
-                        _ => Self::Other,
-                    };
+            /// The kind of a compact form (RFC 3261 §7.3.3), case-insensitively.
+            fn from_compact(c: u8) -> Self {
+                match c.to_ascii_lowercase() {
+                    $( $( $compact => Self::$kind, )? )*
+                    _ => Self::Other,
                 }
-                $(
-                    if name.len() == $name.len() && name.eq_ignore_ascii_case($name.as_bytes()) {
-                        return Self::$kind;
-                    }
-                )*
-                Self::Other
             }
         }
     };
@@ -94,6 +89,326 @@ header_kinds! {
 }
 
 impl HeaderKind {
+    /// Recognises a header name: full form case-insensitively, or a compact form
+    /// (RFC 3261 §7.3.3 and later RFCs: i m f t v l c k s e o r u x b y).
+    ///
+    /// Dispatches on (length, first letter), which the compiler turns into a jump table, so a
+    /// name costs at most a few case-insensitive compares. The arms are generated from the list
+    /// in `header_kinds!` (a test checks that every name round-trips).
+    pub fn from_name(name: &[u8]) -> Self {
+        let Some(&first) = name.first() else {
+            return Self::Other;
+        };
+        if name.len() == 1 {
+            return Self::from_compact(first);
+        }
+        match (name.len(), first.to_ascii_lowercase()) {
+            (2, b't') => {
+                if name.eq_ignore_ascii_case(b"To") {
+                    Self::To
+                } else {
+                    Self::Other
+                }
+            }
+            (3, b'v') => {
+                if name.eq_ignore_ascii_case(b"Via") {
+                    Self::Via
+                } else {
+                    Self::Other
+                }
+            }
+            (4, b'c') => {
+                if name.eq_ignore_ascii_case(b"CSeq") {
+                    Self::CSeq
+                } else {
+                    Self::Other
+                }
+            }
+            (4, b'd') => {
+                if name.eq_ignore_ascii_case(b"Date") {
+                    Self::Date
+                } else {
+                    Self::Other
+                }
+            }
+            (4, b'f') => {
+                if name.eq_ignore_ascii_case(b"From") {
+                    Self::From
+                } else {
+                    Self::Other
+                }
+            }
+            (4, b'r') => {
+                if name.eq_ignore_ascii_case(b"RSeq") {
+                    Self::RSeq
+                } else if name.eq_ignore_ascii_case(b"RAck") {
+                    Self::RAck
+                } else {
+                    Self::Other
+                }
+            }
+            (5, b'a') => {
+                if name.eq_ignore_ascii_case(b"Allow") {
+                    Self::Allow
+                } else {
+                    Self::Other
+                }
+            }
+            (5, b'e') => {
+                if name.eq_ignore_ascii_case(b"Event") {
+                    Self::Event
+                } else {
+                    Self::Other
+                }
+            }
+            (5, b'r') => {
+                if name.eq_ignore_ascii_case(b"Route") {
+                    Self::Route
+                } else {
+                    Self::Other
+                }
+            }
+            (6, b'a') => {
+                if name.eq_ignore_ascii_case(b"Accept") {
+                    Self::Accept
+                } else {
+                    Self::Other
+                }
+            }
+            (6, b'm') => {
+                if name.eq_ignore_ascii_case(b"Min-SE") {
+                    Self::MinSe
+                } else {
+                    Self::Other
+                }
+            }
+            (6, b'r') => {
+                if name.eq_ignore_ascii_case(b"Reason") {
+                    Self::Reason
+                } else {
+                    Self::Other
+                }
+            }
+            (6, b's') => {
+                if name.eq_ignore_ascii_case(b"Server") {
+                    Self::Server
+                } else {
+                    Self::Other
+                }
+            }
+            (7, b'c') => {
+                if name.eq_ignore_ascii_case(b"Call-ID") {
+                    Self::CallId
+                } else if name.eq_ignore_ascii_case(b"Contact") {
+                    Self::Contact
+                } else {
+                    Self::Other
+                }
+            }
+            (7, b'e') => {
+                if name.eq_ignore_ascii_case(b"Expires") {
+                    Self::Expires
+                } else {
+                    Self::Other
+                }
+            }
+            (7, b'p') => {
+                if name.eq_ignore_ascii_case(b"Privacy") {
+                    Self::Privacy
+                } else {
+                    Self::Other
+                }
+            }
+            (7, b'r') => {
+                if name.eq_ignore_ascii_case(b"Require") {
+                    Self::Require
+                } else {
+                    Self::Other
+                }
+            }
+            (7, b's') => {
+                if name.eq_ignore_ascii_case(b"Subject") {
+                    Self::Subject
+                } else {
+                    Self::Other
+                }
+            }
+            (7, b'w') => {
+                if name.eq_ignore_ascii_case(b"Warning") {
+                    Self::Warning
+                } else {
+                    Self::Other
+                }
+            }
+            (8, b'i') => {
+                if name.eq_ignore_ascii_case(b"Identity") {
+                    Self::Identity
+                } else {
+                    Self::Other
+                }
+            }
+            (8, b'r') => {
+                if name.eq_ignore_ascii_case(b"Refer-To") {
+                    Self::ReferTo
+                } else {
+                    Self::Other
+                }
+            }
+            (9, b'd') => {
+                if name.eq_ignore_ascii_case(b"Diversion") {
+                    Self::Diversion
+                } else {
+                    Self::Other
+                }
+            }
+            (9, b's') => {
+                if name.eq_ignore_ascii_case(b"Supported") {
+                    Self::Supported
+                } else {
+                    Self::Other
+                }
+            }
+            (10, b'u') => {
+                if name.eq_ignore_ascii_case(b"User-Agent") {
+                    Self::UserAgent
+                } else {
+                    Self::Other
+                }
+            }
+            (11, b'm') => {
+                if name.eq_ignore_ascii_case(b"Min-Expires") {
+                    Self::MinExpires
+                } else {
+                    Self::Other
+                }
+            }
+            (11, b'r') => {
+                if name.eq_ignore_ascii_case(b"Referred-By") {
+                    Self::ReferredBy
+                } else if name.eq_ignore_ascii_case(b"Retry-After") {
+                    Self::RetryAfter
+                } else {
+                    Self::Other
+                }
+            }
+            (11, b'u') => {
+                if name.eq_ignore_ascii_case(b"Unsupported") {
+                    Self::Unsupported
+                } else {
+                    Self::Other
+                }
+            }
+            (12, b'a') => {
+                if name.eq_ignore_ascii_case(b"Allow-Events") {
+                    Self::AllowEvents
+                } else {
+                    Self::Other
+                }
+            }
+            (12, b'c') => {
+                if name.eq_ignore_ascii_case(b"Content-Type") {
+                    Self::ContentType
+                } else {
+                    Self::Other
+                }
+            }
+            (12, b'm') => {
+                if name.eq_ignore_ascii_case(b"Max-Forwards") {
+                    Self::MaxForwards
+                } else {
+                    Self::Other
+                }
+            }
+            (12, b'r') => {
+                if name.eq_ignore_ascii_case(b"Record-Route") {
+                    Self::RecordRoute
+                } else {
+                    Self::Other
+                }
+            }
+            (13, b'a') => {
+                if name.eq_ignore_ascii_case(b"Authorization") {
+                    Self::Authorization
+                } else {
+                    Self::Other
+                }
+            }
+            (13, b'p') => {
+                if name.eq_ignore_ascii_case(b"Proxy-Require") {
+                    Self::ProxyRequire
+                } else {
+                    Self::Other
+                }
+            }
+            (14, b'c') => {
+                if name.eq_ignore_ascii_case(b"Content-Length") {
+                    Self::ContentLength
+                } else {
+                    Self::Other
+                }
+            }
+            (15, b's') => {
+                if name.eq_ignore_ascii_case(b"Session-Expires") {
+                    Self::SessionExpires
+                } else {
+                    Self::Other
+                }
+            }
+            (16, b'c') => {
+                if name.eq_ignore_ascii_case(b"Content-Encoding") {
+                    Self::ContentEncoding
+                } else {
+                    Self::Other
+                }
+            }
+            (16, b'w') => {
+                if name.eq_ignore_ascii_case(b"WWW-Authenticate") {
+                    Self::WwwAuthenticate
+                } else {
+                    Self::Other
+                }
+            }
+            (18, b'p') => {
+                if name.eq_ignore_ascii_case(b"Proxy-Authenticate") {
+                    Self::ProxyAuthenticate
+                } else {
+                    Self::Other
+                }
+            }
+            (19, b'a') => {
+                if name.eq_ignore_ascii_case(b"Authentication-Info") {
+                    Self::AuthenticationInfo
+                } else {
+                    Self::Other
+                }
+            }
+            (19, b'c') => {
+                if name.eq_ignore_ascii_case(b"Content-Disposition") {
+                    Self::ContentDisposition
+                } else {
+                    Self::Other
+                }
+            }
+            (19, b'p') => {
+                if name.eq_ignore_ascii_case(b"Proxy-Authorization") {
+                    Self::ProxyAuthorization
+                } else if name.eq_ignore_ascii_case(b"P-Asserted-Identity") {
+                    Self::PAssertedIdentity
+                } else {
+                    Self::Other
+                }
+            }
+            (20, b'p') => {
+                if name.eq_ignore_ascii_case(b"P-Preferred-Identity") {
+                    Self::PPreferredIdentity
+                } else {
+                    Self::Other
+                }
+            }
+            _ => Self::Other,
+        }
+    }
+
     /// Headers whose value is a comma-separated list that may also be split over several header
     /// lines (RFC 3261 §7.3.1). WWW-Authenticate and friends are *not* lists: their commas separate
     /// parameters of one challenge.
@@ -185,6 +500,7 @@ impl fmt::Debug for Header<'_> {
 #[cfg(test)]
 mod tests {
     use super::HeaderKind as K;
+    use super::ALL;
 
     #[test]
     fn names_match_case_insensitively_and_compact() {
@@ -212,6 +528,19 @@ mod tests {
             assert_eq!(K::from_name(&[c.to_ascii_uppercase()]), k);
         }
         assert_eq!(K::from_name(b"C%6Fntact"), K::Other);
+        for k in ALL {
+            assert_eq!(K::from_name(k.as_str().as_bytes()), *k, "{k}");
+            assert_eq!(
+                K::from_name(k.as_str().to_ascii_lowercase().as_bytes()),
+                *k,
+                "{k}"
+            );
+            assert_eq!(
+                K::from_name(k.as_str().to_ascii_uppercase().as_bytes()),
+                *k,
+                "{k}"
+            );
+        }
         assert_eq!(K::from_name(b"X-Trunk-Key"), K::Other);
         assert_eq!(K::from_name(b"q"), K::Other);
     }

@@ -6,7 +6,7 @@
 
 use crate::error::ParseError;
 use crate::header::{Header, HeaderKind};
-use crate::text::{is_token_str, parse_u32, trim, CommaList};
+use crate::text::{is_token, is_token_str, parse_u32, trim, CommaList};
 use crate::uri::Uri;
 use crate::views::{CSeq, Contacts, MediaType, NameAddr, Via};
 
@@ -403,22 +403,28 @@ fn line_end_trim(buf: &[u8], after: usize) -> usize {
 }
 
 fn parse_header_line(line: &[u8], line_no: u16) -> Result<Header<'_>, ParseError> {
-    let colon = memchr::memchr(b':', line).ok_or(ParseError::HeaderLine {
+    let bad = |problem| ParseError::HeaderLine {
         line: line_no,
-        problem: "no colon",
-    })?;
-    // `HCOLON = *( SP / HTAB ) ":" SWS`: white space may precede the colon.
-    let mut name_end = colon;
-    while name_end > 0 && matches!(line[name_end - 1], b' ' | b'\t') {
-        name_end -= 1;
+        problem,
+    };
+    // One pass over the name: token characters, then `HCOLON = *( SP / HTAB ) ":" SWS`.
+    let name_end = line
+        .iter()
+        .position(|&c| !is_token(c))
+        .unwrap_or(line.len());
+    if name_end == 0 {
+        return Err(bad("header name is not a token"));
+    }
+    let mut colon = name_end;
+    while matches!(line.get(colon), Some(b' ' | b'\t')) {
+        colon += 1;
+    }
+    match line.get(colon) {
+        Some(b':') => {}
+        None => return Err(bad("no colon")),
+        Some(_) => return Err(bad("header name is not a token")),
     }
     let name = &line[..name_end];
-    if !is_token_str(name) {
-        return Err(ParseError::HeaderLine {
-            line: line_no,
-            problem: "header name is not a token",
-        });
-    }
     Ok(Header {
         name,
         kind: HeaderKind::from_name(name),

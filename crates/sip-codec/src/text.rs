@@ -101,25 +101,26 @@ pub(crate) fn quoted_end(s: &[u8]) -> Option<usize> {
 /// Returns `(before, Some(after))`, or `(s, None)` when there is no such separator.
 /// An unterminated quote or bracket makes the rest of the input one piece.
 pub(crate) fn split_unquoted(s: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
+    // Jump from one interesting byte to the next with memchr instead of testing every byte:
+    // outside `<...>` those are the separator, a quote and '<'; inside, only '>' ends it (a URI
+    // holds no raw '"').
     let mut i = 0;
-    let mut angle = false;
     while i < s.len() {
-        let c = s[i];
-        if c == b'"' {
-            match quoted_end(&s[i..]) {
+        let Some(n) = memchr::memchr3(sep, b'"', b'<', &s[i..]) else {
+            break;
+        };
+        i += n;
+        match s[i] {
+            b'"' => match quoted_end(&s[i..]) {
                 Some(n) => i += n,
                 None => return (s, None),
-            }
-            continue;
+            },
+            b'<' => match memchr::memchr(b'>', &s[i..]) {
+                Some(n) => i += n + 1,
+                None => return (s, None),
+            },
+            _ => return (&s[..i], Some(&s[i + 1..])),
         }
-        if c == b'<' {
-            angle = true;
-        } else if c == b'>' {
-            angle = false;
-        } else if c == sep && !angle {
-            return (&s[..i], Some(&s[i + 1..]));
-        }
-        i += 1;
     }
     (s, None)
 }
