@@ -62,17 +62,23 @@ def main():
     preferred = ["invite-cube", "ok-sdp", "register-auth", "401-telnyx", "ack", "bye"]
     order.sort(key=lambda v: preferred.index(v) if v in preferred else len(preferred))
 
-    print("| message | bytes | sip-codec median | rsip median | rsip / sip-codec |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for value in order:
-        ours = results.get(("parse", "sip-codec", value))
-        theirs = results.get(("parse", "rsip", value))
-        nbytes = (ours or theirs or (None, None))[1]
-        cells = [value, str(nbytes or "")]
-        for r in (ours, theirs):
-            cells.append("%s (%s)" % (fmt_ns(r[0]), fmt_rate(r[1], r[0])) if r else "n/a")
-        cells.append("%.1f×" % (theirs[0] / ours[0]) if ours and theirs else "n/a")
-        print("| " + " | ".join(cells) + " |")
+    for group in ("parse", "parse+read"):
+        if not any(k[0] == group for k in results):
+            continue
+        print("`%s`:" % group)
+        print()
+        print("| message | bytes | sip-codec median | rsip median | rsip / sip-codec |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for value in order:
+            ours = results.get((group, "sip-codec", value))
+            theirs = results.get((group, "rsip", value))
+            nbytes = (ours or theirs or (None, None))[1]
+            cells = [value, str(nbytes or "")]
+            for r in (ours, theirs):
+                cells.append("%s (%s)" % (fmt_ns(r[0]), fmt_rate(r[1], r[0])) if r else "n/a")
+            cells.append("%.1f×" % (theirs[0] / ours[0]) if ours and theirs else "n/a")
+            print("| " + " | ".join(cells) + " |")
+        print()
 
     builds = sorted(k for k in results if k[0] == "build")
     if builds:

@@ -82,12 +82,28 @@ impl From<ParseError> for BuildError {
     }
 }
 
-/// Appends the outbound INVITE for `inbound` to `out`; returns its length.
+/// Appends the outbound INVITE for `inbound` to `out`; returns its length. Parses the SDP offer
+/// (if any) and then calls [`build_outbound_offer`].
 ///
 /// Allocates nothing when `out` has room for the message (about the inbound size plus 64 bytes
 /// for the SDP rewrite's reserve).
 pub(crate) fn build_outbound(
     inbound: &Message<'_, '_>,
+    leg: &OutboundLeg<'_>,
+    out: &mut Vec<u8>,
+) -> Result<usize, BuildError> {
+    if inbound.body.is_empty() {
+        return build_outbound_offer(inbound, None, leg, out);
+    }
+    let offer = sdp::Sdp::parse(inbound.body).map_err(BuildError::Sdp)?;
+    build_outbound_offer(inbound, Some(&offer), leg, out)
+}
+
+/// [`build_outbound`] for an offer the B2BUA has already parsed (it must, to count the media
+/// streams and allocate ports before it can write the other leg's SDP).
+pub(crate) fn build_outbound_offer(
+    inbound: &Message<'_, '_>,
+    offer: Option<&sdp::Sdp<'_>>,
     leg: &OutboundLeg<'_>,
     out: &mut Vec<u8>,
 ) -> Result<usize, BuildError> {
@@ -146,13 +162,9 @@ pub(crate) fn build_outbound(
         ports: leg.ports,
         rtcp_ports: leg.rtcp_ports,
     };
-    let body = inbound.body;
-    let (len, rewritten) = w.finish_with(|buf| {
-        if body.is_empty() {
-            Ok(())
-        } else {
-            sdp::rewrite(body, &plan, buf)
-        }
+    let (len, rewritten) = w.finish_with(|buf| match offer {
+        None => Ok(()),
+        Some(offer) => offer.rewrite(&plan, buf),
     });
     if let Err(e) = rewritten {
         out.truncate(start);
