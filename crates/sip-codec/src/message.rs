@@ -519,6 +519,16 @@ fn check_version(v: &[u8]) -> Result<(), ParseError> {
     }
 }
 
+/// The bit of `kind` in a `u64` set of header kinds.
+fn kind_bit(kind: HeaderKind) -> u64 {
+    1 << (kind as u32)
+}
+
+const _: () = assert!(
+    (HeaderKind::Other as u32) < 64,
+    "kind_bit needs fewer than 64 header kinds"
+);
+
 // === impl Message ===
 
 impl<'h, 'b> Message<'h, 'b> {
@@ -690,32 +700,25 @@ impl<'h, 'b> Message<'h, 'b> {
         if !self.version.eq_ignore_ascii_case(b"SIP/2.0") {
             return Err(ParseError::UnsupportedVersion);
         }
-        let mut seen = [0u8; 8];
-        let single = [
+        // One bit per header kind seen (there are fewer than 64 kinds, see the const below).
+        let mut seen: u64 = 0;
+        for h in self.headers {
+            let bit = kind_bit(h.kind);
+            if h.kind.is_single() && seen & bit != 0 {
+                return Err(ParseError::DuplicateHeader(h.kind));
+            }
+            seen |= bit;
+        }
+        for kind in [
             HeaderKind::CallId,
             HeaderKind::CSeq,
             HeaderKind::From,
             HeaderKind::To,
-            HeaderKind::MaxForwards,
-            HeaderKind::ContentType,
-            HeaderKind::Expires,
             HeaderKind::Via,
-        ];
-        for h in self.headers {
-            if let Some(i) = single.iter().position(|&k| k == h.kind) {
-                seen[i] = seen[i].saturating_add(1);
-                if seen[i] > 1 && h.kind != HeaderKind::Via {
-                    return Err(ParseError::DuplicateHeader(h.kind));
-                }
+        ] {
+            if seen & kind_bit(kind) == 0 {
+                return Err(ParseError::MissingHeader(kind));
             }
-        }
-        for (i, kind) in single.iter().enumerate().take(4) {
-            if seen[i] == 0 {
-                return Err(ParseError::MissingHeader(*kind));
-            }
-        }
-        if seen[7] == 0 {
-            return Err(ParseError::MissingHeader(HeaderKind::Via));
         }
         if self.call_id().is_some_and(<[u8]>::is_empty) {
             return Err(ParseError::header(HeaderKind::CallId, "empty"));
