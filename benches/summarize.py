@@ -5,7 +5,9 @@ Reads criterion's output (target/criterion/<group>/<function>/<message>/new/{ben
 after `cargo bench -p sbcd-suite --bench sip_parse`, and prints one row per message of the `parse`
 group (sip-codec median, rsip median, rsip/sip-codec ratio) and the medians of the `build` group.
 
-    python3 benches/summarize.py [TARGET_DIR]   # default: ./target
+    python3 benches/summarize.py [TARGET_DIR]          # default: ./target
+    python3 benches/summarize.py --raw [TARGET_DIR] >> runs.jsonl   # after each of N runs
+    python3 benches/summarize.py --aggregate runs.jsonl  # median of the per-run medians
 """
 
 import glob
@@ -48,9 +50,37 @@ def load(target):
     return results
 
 
+def aggregate(path):
+    """Median of per-run medians from the JSON lines that `--raw` appended to `path`."""
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            runs.setdefault((r["group"], r["function"], r["value"]), []).append((r["median_ns"], r["bytes"]))
+    out = {}
+    spread = {}
+    for key, vals in runs.items():
+        ns = sorted(v[0] for v in vals)
+        out[key] = (ns[len(ns) // 2], vals[0][1])
+        spread[key] = (ns[0], ns[-1], len(ns))
+    return out, spread
+
+
 def main():
-    target = sys.argv[1] if len(sys.argv) > 1 else "target"
-    results = load(target)
+    args = sys.argv[1:]
+    if args[:1] == ["--raw"]:
+        # One JSON line per result of the latest run, to append to a file across runs.
+        target = args[1] if len(args) > 1 else "target"
+        for (group, function, value), (median, nbytes) in sorted(load(target).items()):
+            print(json.dumps({"group": group, "function": function, "value": value,
+                              "median_ns": median, "bytes": nbytes}))
+        return
+    spread = {}
+    if args[:1] == ["--aggregate"]:
+        results, spread = aggregate(args[1])
+    else:
+        target = args[0] if args else "target"
+        results = load(target)
     if not results:
         sys.exit("no criterion results under %s/criterion; run the bench first" % target)
 
@@ -74,8 +104,10 @@ def main():
             theirs = results.get((group, "rsip", value))
             nbytes = (ours or theirs or (None, None))[1]
             cells = [value, str(nbytes or "")]
-            for r in (ours, theirs):
-                cells.append("%s (%s)" % (fmt_ns(r[0]), fmt_rate(r[1], r[0])) if r else "n/a")
+            for fn, r in (("sip-codec", ours), ("rsip", theirs)):
+                sp = spread.get((group, fn, value))
+                extra = " [%s–%s, %d runs]" % (fmt_ns(sp[0]), fmt_ns(sp[1]), sp[2]) if sp else ""
+                cells.append("%s (%s)%s" % (fmt_ns(r[0]), fmt_rate(r[1], r[0]), extra) if r else "n/a")
             cells.append("%.1f×" % (theirs[0] / ours[0]) if ours and theirs else "n/a")
             print("| " + " | ".join(cells) + " |")
         print()
@@ -88,7 +120,9 @@ def main():
         for key in builds:
             median, nbytes = results[key]
             name = "/".join(p for p in key[1:] if p)
-            print("| %s | %s | %s (%s) |" % (name, nbytes or "", fmt_ns(median), fmt_rate(nbytes, median)))
+            sp = spread.get(key)
+            extra = " [%s–%s, %d runs]" % (fmt_ns(sp[0]), fmt_ns(sp[1]), sp[2]) if sp else ""
+            print("| %s | %s | %s (%s)%s |" % (name, nbytes or "", fmt_ns(median), fmt_rate(nbytes, median), extra))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
 //! succeed: that is what the daemon does before acting on a datagram. Each manifest row says
 //! `accept`, `reject` or `either`; for `either` the table below records sbcd's choice and why.
 
-use sip_codec::{parse, HeaderKind, Host, Message, ParseError, Uri, EMPTY_HEADER};
+use sip_codec::{
+    frame, parse, HeaderKind, Host, Limits, Message, ParseError, Status, Uri, EMPTY_HEADER,
+};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
