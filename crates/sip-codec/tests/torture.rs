@@ -152,6 +152,19 @@ fn rejections_say_what_is_wrong() {
         outcome(&load("ipv6-bad")),
         Err(ParseError::Uri(_))
     ));
+    // On a stream, clerr is not an error but an incomplete message: frame() waits for the 9999
+    // bytes (the caller's limits and timers bound the wait). Conflicting lengths (mcl01) make
+    // the framing ambiguous: an error, so the connection is closed.
+    let limits = Limits::default();
+    assert_eq!(frame(&load("clerr"), &limits), Ok(Status::Partial));
+    assert_eq!(
+        frame(&load("mcl01"), &limits),
+        Err(ParseError::ContentLength("two headers disagree"))
+    );
+    assert_eq!(
+        frame(&load("ncl"), &limits),
+        Err(ParseError::ContentLength("negative"))
+    );
 }
 
 #[test]
