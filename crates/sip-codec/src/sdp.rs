@@ -22,6 +22,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::text::parse_u16;
+
 /// The maximum number of media descriptions (`m=` lines) in one body.
 ///
 /// A body with more is rejected with [`SdpError::TooManyMedia`] (the B2BUA answers 488). Eight
@@ -1135,21 +1137,6 @@ fn split_exact<const N: usize>(value: &[u8]) -> Option<[(usize, &[u8]); N]> {
         Some(_) => None,
         None => Some(out),
     }
-}
-
-/// Parses a port or a count: 1 to 5 ASCII digits, at most 65535.
-fn parse_u16(s: &[u8]) -> Option<u16> {
-    if s.is_empty() || s.len() > 5 {
-        return None;
-    }
-    let mut v: u32 = 0;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + u32::from(c - b'0');
-    }
-    u16::try_from(v).ok()
 }
 
 // === Debug ===

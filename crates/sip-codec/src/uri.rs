@@ -23,6 +23,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::ParseError;
 use crate::params::{Param, Params};
+use crate::text::parse_u16;
 
 // === byte classes (RFC 3261 §25.1, RFC 3986 §2) ===
 
@@ -825,13 +826,7 @@ fn parse_port(s: &[u8]) -> Result<u16, ParseError> {
     if s.is_empty() {
         return Err(ParseError::Uri("empty port after ':'"));
     }
-    if s.len() > 5 {
-        return Err(BAD);
-    }
-    let value = s.iter().try_fold(0u32, |acc, &c| {
-        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-    });
-    value.and_then(|v| u16::try_from(v).ok()).ok_or(BAD)
+    parse_u16(s).ok_or(BAD)
 }
 
 // === escapes ===

@@ -8,7 +8,7 @@ use std::fmt;
 use crate::error::ParseError;
 use crate::header::{Header, HeaderKind};
 use crate::params::{unquote, Params};
-use crate::text::{is_lws, is_token, parse_u32, quoted_end, trim, CommaList};
+use crate::text::{is_lws, is_token, parse_u16, parse_u32, quoted_end, trim, CommaList};
 use crate::uri::{parse_host, Host, Uri};
 
 fn skip_lws(s: &[u8]) -> &[u8] {
@@ -88,7 +88,7 @@ impl<'a> Via<'a> {
                 .iter()
                 .position(|c| !c.is_ascii_digit())
                 .unwrap_or(rest.len());
-            port = Some(parse_port(&rest[..n]).ok_or(err("sent-by port is not a number 1-65535"))?);
+            port = Some(parse_u16(&rest[..n]).ok_or(err("sent-by port is not a number 1-65535"))?);
             s = skip_lws(&rest[n..]);
         }
         if !s.is_empty() && s[0] != b';' {
@@ -134,7 +134,7 @@ impl<'a> Via<'a> {
 
     /// The `rport` parameter (RFC 3581): `None` absent, `Some(None)` requested, `Some(Some(p))` filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get(b"rport").map(|v| v.and_then(parse_port))
+        self.params.get(b"rport").map(|v| v.and_then(parse_u16))
     }
 
     /// The `maddr` parameter.
@@ -155,13 +155,6 @@ impl<'a> Via<'a> {
     pub fn is_transport(&self, t: &[u8]) -> bool {
         self.transport.eq_ignore_ascii_case(t)
     }
-}
-
-fn parse_port(s: &[u8]) -> Option<u16> {
-    if s.is_empty() || s.len() > 5 {
-        return None;
-    }
-    parse_u32(s).and_then(|v| u16::try_from(v).ok())
 }
 
 // === NameAddr ===
