@@ -63,17 +63,10 @@ pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
 /// Parses a port or a count: 1 to 5 ASCII digits, at most 65535 (RFC 3261 §25.1 `port`,
 /// RFC 8866 `port`). Shared by URIs, Via sent-by and SDP.
 pub(crate) fn parse_u16(s: &[u8]) -> Option<u16> {
-    if s.is_empty() || s.len() > 5 {
+    if s.len() > 5 {
         return None;
     }
-    let mut v: u32 = 0;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + u32::from(c - b'0');
-    }
-    u16::try_from(v).ok()
+    parse_u32_digits(s).and_then(|v| u16::try_from(v).ok())
 }
 
 fn strip_leading_zeros(s: &[u8]) -> Option<&[u8]> {
