@@ -12,10 +12,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod client_invite;
 mod client_non_invite;
 mod outbox;
 mod timer;
 
+pub use client_invite::{ClientInvite, ClientInviteState};
 pub use client_non_invite::{ClientNonInvite, ClientState};
 pub use timer::{Timer, TimerTable, Timers};
 
@@ -26,6 +28,9 @@ pub enum Output {
     Transmit,
     /// Pass this response (its status code) up to the transaction user.
     Response(u16),
+    /// Send the ACK for the non-2xx final response just received (§17.1.1.3): the INVITE's
+    /// Request-URI, Call-ID, From, CSeq number and top Via (same branch), the response's To.
+    Ack,
     /// No final response in time (Timer B or F): the TU acts as if it got a 408 (§8.1.3.1).
     TimedOut,
     /// The transport reported an error: the TU acts as if it got a 503 (§8.1.3.1).
