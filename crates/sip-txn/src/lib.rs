@@ -15,10 +15,14 @@
 mod client_invite;
 mod client_non_invite;
 mod outbox;
+mod server_invite;
+mod server_non_invite;
 mod timer;
 
 pub use client_invite::{ClientInvite, ClientInviteState};
 pub use client_non_invite::{ClientNonInvite, ClientState};
+pub use server_invite::{ServerInvite, ServerInviteState};
+pub use server_non_invite::{ServerNonInvite, ServerState};
 pub use timer::{Timer, TimerTable, Timers};
 
 /// What a transaction asks of its caller.
