@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::outbox::Outbox;
-use crate::timer::{Timer, TimerTable, Timers};
+use crate::machine::Machine;
+use crate::timer::{Timer, Timers};
 use crate::{Output, Reliability};
 
 /// How long Completed absorbs retransmitted non-2xx finals on unreliable transports: Timer D,
@@ -40,10 +40,9 @@ pub struct ClientInvite {
     state: ClientInviteState,
     timers: Timers,
     reliability: Reliability,
-    table: TimerTable,
+    m: Machine,
     /// The interval Timer A was last armed with (doubles without cap, §17.1.1.2).
     interval_a: Duration,
-    out: Outbox,
 }
 
 impl ClientInvite {
@@ -53,15 +52,14 @@ impl ClientInvite {
             state: ClientInviteState::Calling,
             timers,
             reliability,
-            table: TimerTable::default(),
+            m: Machine::default(),
             interval_a: timers.t1,
-            out: Outbox::default(),
         };
-        tx.out.push(Output::Transmit);
+        tx.m.out.push(Output::Transmit);
         if reliability == Reliability::Unreliable {
-            tx.table.set(Timer::A, now + timers.t1);
+            tx.m.table.set(Timer::A, now + timers.t1);
         }
-        tx.table.set(Timer::B, now + 64 * timers.t1);
+        tx.m.table.set(Timer::B, now + 64 * timers.t1);
         tx
     }
 
@@ -78,29 +76,29 @@ impl ClientInvite {
                 self.state = S::Proceeding;
                 // No more retransmissions, and Timer B only guards Calling (§17.1.1.2); the TU
                 // bounds how long it waits for an answer.
-                self.table.stop(Timer::A);
-                self.table.stop(Timer::B);
-                self.out.push(Output::Response(code));
+                self.m.table.stop(Timer::A);
+                self.m.table.stop(Timer::B);
+                self.m.out.push(Output::Response(code));
             }
             (S::Calling | S::Proceeding, 200..=299) => {
                 self.state = S::Accepted;
-                self.table.clear();
-                self.table.set(Timer::M, now + 64 * self.timers.t1);
-                self.out.push(Output::Response(code));
+                self.m.table.clear();
+                self.m.table.set(Timer::M, now + 64 * self.timers.t1);
+                self.m.out.push(Output::Response(code));
             }
-            (S::Accepted, 200..=299) => self.out.push(Output::Response(code)),
+            (S::Accepted, 200..=299) => self.m.out.push(Output::Response(code)),
             (S::Calling | S::Proceeding, 300..=699) => {
                 self.state = S::Completed;
-                self.table.clear();
-                self.out.push(Output::Ack);
-                self.out.push(Output::Response(code));
+                self.m.table.clear();
+                self.m.out.push(Output::Ack);
+                self.m.out.push(Output::Response(code));
                 match self.reliability {
-                    Reliability::Unreliable => self.table.set(Timer::D, now + TIMER_D_UNRELIABLE),
+                    Reliability::Unreliable => self.m.table.set(Timer::D, now + TIMER_D_UNRELIABLE),
                     Reliability::Reliable => self.terminate(),
                 }
             }
             // A retransmitted final: ACK it again, do not bother the TU (§17.1.1.2).
-            (S::Completed, 300..=699) => self.out.push(Output::Ack),
+            (S::Completed, 300..=699) => self.m.out.push(Output::Ack),
             _ => {}
         }
     }
@@ -108,22 +106,22 @@ impl ClientInvite {
     /// The transport failed to send the INVITE (§17.1.4).
     pub fn handle_transport_error(&mut self, _now: Instant) {
         if self.state == ClientInviteState::Calling {
-            self.out.push(Output::TransportError);
+            self.m.out.push(Output::TransportError);
             self.terminate();
         }
     }
 
     /// Time has come to `now`: fire every timer due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(timer) = self.table.expire(now) {
+        while let Some(timer) = self.m.table.expire(now) {
             match timer {
                 Timer::A => {
-                    self.out.push(Output::Transmit);
+                    self.m.out.push(Output::Transmit);
                     self.interval_a *= 2;
-                    self.table.set(Timer::A, now + self.interval_a);
+                    self.m.table.set(Timer::A, now + self.interval_a);
                 }
                 Timer::B => {
-                    self.out.push(Output::TimedOut);
+                    self.m.out.push(Output::TimedOut);
                     self.terminate();
                 }
                 Timer::D | Timer::M => self.terminate(),
@@ -135,19 +133,18 @@ impl ClientInvite {
     /// The next output, if any. Drain after every `handle_*` call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.m.poll_output()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.table.next()
+        self.m.poll_timeout()
     }
 
     fn terminate(&mut self) {
         self.state = ClientInviteState::Terminated;
-        self.table.clear();
-        self.out.push(Output::Terminated);
+        self.m.end();
     }
 }
 

@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::outbox::Outbox;
-use crate::timer::{Timer, TimerTable, Timers};
+use crate::machine::Machine;
+use crate::timer::{Timer, Timers};
 use crate::{Output, Reliability};
 
 /// The states of Figure 6.
@@ -33,10 +33,9 @@ pub struct ClientNonInvite {
     state: ClientState,
     timers: Timers,
     reliability: Reliability,
-    table: TimerTable,
+    m: Machine,
     /// The interval Timer E was last armed with (doubles up to T2, §17.1.2.2).
     interval_e: Duration,
-    out: Outbox,
 }
 
 impl ClientNonInvite {
@@ -46,15 +45,14 @@ impl ClientNonInvite {
             state: ClientState::Trying,
             timers,
             reliability,
-            table: TimerTable::default(),
+            m: Machine::default(),
             interval_e: timers.t1,
-            out: Outbox::default(),
         };
-        tx.out.push(Output::Transmit);
+        tx.m.out.push(Output::Transmit);
         if reliability == Reliability::Unreliable {
-            tx.table.set(Timer::E, now + timers.t1);
+            tx.m.table.set(Timer::E, now + timers.t1);
         }
-        tx.table.set(Timer::F, now + 64 * timers.t1);
+        tx.m.table.set(Timer::F, now + 64 * timers.t1);
         tx
     }
 
@@ -68,15 +66,15 @@ impl ClientNonInvite {
         match (self.state, code) {
             (ClientState::Trying | ClientState::Proceeding, 100..=199) => {
                 self.state = ClientState::Proceeding;
-                self.out.push(Output::Response(code));
+                self.m.out.push(Output::Response(code));
             }
             (ClientState::Trying | ClientState::Proceeding, 200..=699) => {
                 self.state = ClientState::Completed;
-                self.table.clear();
-                self.out.push(Output::Response(code));
+                self.m.table.clear();
+                self.m.out.push(Output::Response(code));
                 match self.reliability {
                     // Timer K = T4 for unreliable transports, zero for reliable ones.
-                    Reliability::Unreliable => self.table.set(Timer::K, now + self.timers.t4),
+                    Reliability::Unreliable => self.m.table.set(Timer::K, now + self.timers.t4),
                     Reliability::Reliable => self.terminate(),
                 }
             }
@@ -88,26 +86,26 @@ impl ClientNonInvite {
     /// The transport failed to send the request (§17.1.4).
     pub fn handle_transport_error(&mut self, _now: Instant) {
         if matches!(self.state, ClientState::Trying | ClientState::Proceeding) {
-            self.out.push(Output::TransportError);
+            self.m.out.push(Output::TransportError);
             self.terminate();
         }
     }
 
     /// Time has come to `now`: fire every timer due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(timer) = self.table.expire(now) {
+        while let Some(timer) = self.m.table.expire(now) {
             match timer {
                 Timer::E => {
-                    self.out.push(Output::Transmit);
+                    self.m.out.push(Output::Transmit);
                     // Trying: double up to T2. Proceeding: always T2 (§17.1.2.2).
                     self.interval_e = match self.state {
                         ClientState::Proceeding => self.timers.t2,
                         _ => (self.interval_e * 2).min(self.timers.t2),
                     };
-                    self.table.set(Timer::E, now + self.interval_e);
+                    self.m.table.set(Timer::E, now + self.interval_e);
                 }
                 Timer::F => {
-                    self.out.push(Output::TimedOut);
+                    self.m.out.push(Output::TimedOut);
                     self.terminate();
                 }
                 Timer::K => self.terminate(),
@@ -119,19 +117,18 @@ impl ClientNonInvite {
     /// The next output, if any. Drain after every `handle_*` call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.m.poll_output()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.table.next()
+        self.m.poll_timeout()
     }
 
     fn terminate(&mut self) {
         self.state = ClientState::Terminated;
-        self.table.clear();
-        self.out.push(Output::Terminated);
+        self.m.end();
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod client_invite;
 mod client_non_invite;
+mod machine;
 mod outbox;
 mod server_invite;
 mod server_non_invite;

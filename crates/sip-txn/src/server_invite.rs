@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::outbox::Outbox;
-use crate::timer::{Timer, TimerTable, Timers};
+use crate::machine::Machine;
+use crate::timer::{Timer, Timers};
 use crate::{Output, Reliability};
 
 /// The states of Figure 7 (RFC 6026).
@@ -36,12 +36,11 @@ pub struct ServerInvite {
     state: ServerInviteState,
     timers: Timers,
     reliability: Reliability,
-    table: TimerTable,
+    m: Machine,
     /// The interval Timer G was last armed with (doubles up to T2).
     interval_g: Duration,
     /// Has the TU sent a response yet (so there is one to retransmit)?
     responded: bool,
-    out: Outbox,
 }
 
 impl ServerInvite {
@@ -52,10 +51,9 @@ impl ServerInvite {
             state: ServerInviteState::Proceeding,
             timers,
             reliability,
-            table: TimerTable::default(),
+            m: Machine::default(),
             interval_g: timers.t1,
             responded: false,
-            out: Outbox::default(),
         }
     }
 
@@ -70,24 +68,24 @@ impl ServerInvite {
         match (self.state, code) {
             (S::Proceeding, 100..=199) => {
                 self.responded = true;
-                self.out.push(Output::Transmit);
+                self.m.out.push(Output::Transmit);
             }
             (S::Proceeding, 200..=299) => {
                 self.state = S::Accepted;
                 self.responded = true;
-                self.out.push(Output::Transmit);
-                self.table.set(Timer::L, now + 64 * self.timers.t1);
+                self.m.out.push(Output::Transmit);
+                self.m.table.set(Timer::L, now + 64 * self.timers.t1);
             }
             // The TU's own 2xx retransmissions (and 2xx of other forks it relays).
-            (S::Accepted, 200..=299) => self.out.push(Output::Transmit),
+            (S::Accepted, 200..=299) => self.m.out.push(Output::Transmit),
             (S::Proceeding, 300..=699) => {
                 self.state = S::Completed;
                 self.responded = true;
-                self.out.push(Output::Transmit);
+                self.m.out.push(Output::Transmit);
                 if self.reliability == Reliability::Unreliable {
-                    self.table.set(Timer::G, now + self.timers.t1);
+                    self.m.table.set(Timer::G, now + self.timers.t1);
                 }
-                self.table.set(Timer::H, now + 64 * self.timers.t1);
+                self.m.table.set(Timer::H, now + 64 * self.timers.t1);
             }
             _ => {}
         }
@@ -96,8 +94,8 @@ impl ServerInvite {
     /// The INVITE arrived again.
     pub fn handle_request_retransmission(&mut self, _now: Instant) {
         match self.state {
-            ServerInviteState::Proceeding if self.responded => self.out.push(Output::Transmit),
-            ServerInviteState::Completed => self.out.push(Output::Transmit),
+            ServerInviteState::Proceeding if self.responded => self.m.out.push(Output::Transmit),
+            ServerInviteState::Completed => self.m.out.push(Output::Transmit),
             _ => {}
         }
     }
@@ -106,10 +104,10 @@ impl ServerInvite {
     pub fn handle_ack(&mut self, now: Instant) {
         if self.state == ServerInviteState::Completed {
             self.state = ServerInviteState::Confirmed;
-            self.table.stop(Timer::G);
-            self.table.stop(Timer::H);
+            self.m.table.stop(Timer::G);
+            self.m.table.stop(Timer::H);
             match self.reliability {
-                Reliability::Unreliable => self.table.set(Timer::I, now + self.timers.t4),
+                Reliability::Unreliable => self.m.table.set(Timer::I, now + self.timers.t4),
                 Reliability::Reliable => self.terminate(),
             }
         }
@@ -118,23 +116,23 @@ impl ServerInvite {
     /// The transport failed to send a response (§17.2.4).
     pub fn handle_transport_error(&mut self, _now: Instant) {
         if self.state != ServerInviteState::Terminated {
-            self.out.push(Output::TransportError);
+            self.m.out.push(Output::TransportError);
             self.terminate();
         }
     }
 
     /// Time has come to `now`: fire every timer due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(timer) = self.table.expire(now) {
+        while let Some(timer) = self.m.table.expire(now) {
             match timer {
                 Timer::G => {
-                    self.out.push(Output::Transmit);
+                    self.m.out.push(Output::Transmit);
                     self.interval_g = (self.interval_g * 2).min(self.timers.t2);
-                    self.table.set(Timer::G, now + self.interval_g);
+                    self.m.table.set(Timer::G, now + self.interval_g);
                 }
                 Timer::H => {
                     // No ACK for our error response: the TU learns of it (§17.2.1).
-                    self.out.push(Output::TimedOut);
+                    self.m.out.push(Output::TimedOut);
                     self.terminate();
                 }
                 Timer::I | Timer::L => self.terminate(),
@@ -146,19 +144,18 @@ impl ServerInvite {
     /// The next output, if any. Drain after every `handle_*` call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.m.poll_output()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.table.next()
+        self.m.poll_timeout()
     }
 
     fn terminate(&mut self) {
         self.state = ServerInviteState::Terminated;
-        self.table.clear();
-        self.out.push(Output::Terminated);
+        self.m.end();
     }
 }
 

@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
-use crate::outbox::Outbox;
-use crate::timer::{Timer, TimerTable, Timers};
+use crate::machine::Machine;
+use crate::timer::{Timer, Timers};
 use crate::{Output, Reliability};
 
 /// The states of Figure 8.
@@ -32,8 +32,7 @@ pub struct ServerNonInvite {
     state: ServerState,
     timers: Timers,
     reliability: Reliability,
-    table: TimerTable,
-    out: Outbox,
+    m: Machine,
 }
 
 impl ServerNonInvite {
@@ -43,8 +42,7 @@ impl ServerNonInvite {
             state: ServerState::Trying,
             timers,
             reliability,
-            table: TimerTable::default(),
-            out: Outbox::default(),
+            m: Machine::default(),
         }
     }
 
@@ -58,13 +56,15 @@ impl ServerNonInvite {
         match (self.state, code) {
             (ServerState::Trying | ServerState::Proceeding, 100..=199) => {
                 self.state = ServerState::Proceeding;
-                self.out.push(Output::Transmit);
+                self.m.out.push(Output::Transmit);
             }
             (ServerState::Trying | ServerState::Proceeding, 200..=699) => {
                 self.state = ServerState::Completed;
-                self.out.push(Output::Transmit);
+                self.m.out.push(Output::Transmit);
                 match self.reliability {
-                    Reliability::Unreliable => self.table.set(Timer::J, now + 64 * self.timers.t1),
+                    Reliability::Unreliable => {
+                        self.m.table.set(Timer::J, now + 64 * self.timers.t1)
+                    }
                     Reliability::Reliable => self.terminate(),
                 }
             }
@@ -76,21 +76,21 @@ impl ServerNonInvite {
     /// The same request arrived again (matched per §17.2.3).
     pub fn handle_request_retransmission(&mut self, _now: Instant) {
         if matches!(self.state, ServerState::Proceeding | ServerState::Completed) {
-            self.out.push(Output::Transmit);
+            self.m.out.push(Output::Transmit);
         }
     }
 
     /// The transport failed to send a response (§17.2.4).
     pub fn handle_transport_error(&mut self, _now: Instant) {
         if self.state != ServerState::Terminated {
-            self.out.push(Output::TransportError);
+            self.m.out.push(Output::TransportError);
             self.terminate();
         }
     }
 
     /// Time has come to `now`: fire every timer due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(timer) = self.table.expire(now) {
+        while let Some(timer) = self.m.table.expire(now) {
             if timer == Timer::J {
                 self.terminate();
             }
@@ -100,19 +100,18 @@ impl ServerNonInvite {
     /// The next output, if any. Drain after every `handle_*` call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.m.poll_output()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.table.next()
+        self.m.poll_timeout()
     }
 
     fn terminate(&mut self) {
         self.state = ServerState::Terminated;
-        self.table.clear();
-        self.out.push(Output::Terminated);
+        self.m.end();
     }
 }
 
