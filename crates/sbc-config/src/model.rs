@@ -353,6 +353,12 @@ impl NumberPattern {
         self.0.is_match(number.as_bytes())
     }
 
+    /// Whether the pattern matches somewhere in `number` (as received: bytes, not UTF-8).
+    #[must_use]
+    pub fn is_match_bytes(&self, number: &[u8]) -> bool {
+        self.0.is_match(number)
+    }
+
     /// The pattern as written.
     #[must_use]
     pub fn as_str(&self) -> &str {

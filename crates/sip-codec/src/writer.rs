@@ -83,6 +83,13 @@ impl<'o> Writer<'o> {
         self
     }
 
+    /// Appends header lines rendered earlier (each `Name: value CRLF`), e.g. the Via/From/To/
+    /// Call-ID/CSeq block a server transaction reuses for every response it sends.
+    pub fn raw_lines(&mut self, lines: &[u8]) -> &mut Self {
+        self.out.extend_from_slice(lines);
+        self
+    }
+
     /// Copies a received header: its name as received (compact forms stay compact) and value.
     pub fn copy(&mut self, h: &Header<'_>) -> &mut Self {
         self.header_named(h.name, h.value)

@@ -1,0 +1,1570 @@
+//! A call: the inbound leg (side A), the outbound leg (side B), and the transactions that
+//! relay requests and responses between them.
+//!
+//! Every request sbcd receives in a call gets a server transaction on its leg; every request
+//! sbcd sends gets a client transaction on the other. A relayed request links the two, so the
+//! final response of the client transaction becomes the response of the server transaction.
+//! sbcd answers some requests itself instead of relaying them: BYE (200 at once, then a BYE on
+//! the other leg), CANCEL (§9.2), PRACK for reliable provisionals it received (RFC 3262 §4).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sbc_config::TrunkId;
+use sip_codec::{HeaderKind, Message, Method, StartLine, Uri, Writer, EMPTY_HEADER};
+use sip_txn::{
+    ClientInvite, ClientNonInvite, Output, ServerInvite, ServerInviteState, ServerNonInvite,
+};
+use tracing::debug;
+
+use crate::build::{self, ALLOW, SUPPORTED};
+use crate::ids::{self, Side, Token};
+use crate::leg::{Leg, Peer};
+use crate::routing::Routing;
+use crate::shard::Ctx;
+use crate::{CallResult, Event, Incoming};
+
+/// What the shard hands over to start a call.
+#[derive(Debug)]
+pub(crate) struct NewCall {
+    pub(crate) token: Token,
+    pub(crate) routing: Arc<Routing>,
+    pub(crate) from_trunk: TrunkId,
+    pub(crate) number: Box<[u8]>,
+    pub(crate) targets: Vec<TrunkId>,
+    pub(crate) max_forwards: u32,
+    pub(crate) inbound_key: Box<[u8]>,
+    pub(crate) peer: Peer,
+    pub(crate) invite: Bytes,
+}
+
+#[derive(Debug)]
+enum ServerMachine {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+/// 2xx retransmission by the UAS core until the ACK (§13.3.1.4).
+#[derive(Debug)]
+struct Retx {
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+#[derive(Debug)]
+struct ServerTx {
+    id: u16,
+    side: Side,
+    method: Method,
+    cseq: u32,
+    branch: Box<[u8]>,
+    machine: ServerMachine,
+    /// Via…CSeq lines of every response (build::response_head).
+    head: Box<[u8]>,
+    peer: Peer,
+    last: Option<Bytes>,
+    retx: Option<Retx>,
+    /// The client transaction on the other leg that relays this request.
+    link: Option<u16>,
+    done: bool,
+}
+
+#[derive(Debug)]
+enum ClientMachine {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The outbound INVITE of the call (one per trunk tried).
+    Initial,
+    /// Relays the request of this server transaction.
+    Relay(u16),
+    /// sbcd's own request: BYE, CANCEL, PRACK, ACK-less housekeeping.
+    Own,
+}
+
+#[derive(Debug)]
+struct ClientTx {
+    id: u16,
+    side: Side,
+    method: Method,
+    cseq: u32,
+    branch: Box<[u8]>,
+    machine: ClientMachine,
+    request: Bytes,
+    peer: Peer,
+    purpose: Purpose,
+    /// The INVITE carried an offer: a 2xx is ACKed at once. Without one the answer comes in
+    /// the other leg's ACK (delayed offer), and so must this leg's ACK.
+    had_offer: bool,
+    /// The ACK sent for a 2xx, sent again for each retransmitted 2xx (§13.2.2.4).
+    ack: Option<Bytes>,
+    /// A 2xx arrived; its ACK waits for the other leg's ACK (delayed offer).
+    ack_waits: bool,
+    /// A CANCEL is owed once a provisional response arrives (§9.1).
+    cancel_pending: bool,
+    /// A provisional response arrived.
+    provisional: bool,
+    done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Trying trunks; the inbound INVITE has no final response yet.
+    Setup,
+    /// The inbound leg got a 2xx.
+    Answered,
+    /// Torn down or failed; transactions finish, then the call is dropped.
+    Ended,
+}
+
+/// One call. See the module docs.
+#[derive(Debug)]
+pub(crate) struct Call {
+    token: Token,
+    routing: Arc<Routing>,
+    from_trunk: TrunkId,
+    to_trunk: Option<TrunkId>,
+    number: Box<[u8]>,
+    targets: Vec<TrunkId>,
+    next_target: usize,
+    last_failure: Option<(u16, Box<[u8]>)>,
+    max_forwards: u32,
+    inbound_key: Box<[u8]>,
+    invite: Bytes,
+    phase: Phase,
+    legs: [Leg; 2],
+    /// The B leg exists (an INVITE went out on it).
+    b_started: bool,
+    servers: Vec<ServerTx>,
+    clients: Vec<ClientTx>,
+    next_id: u16,
+    /// The server transaction of the inbound INVITE.
+    a_invite: u16,
+    /// The client transaction of the outbound INVITE to the current trunk.
+    b_invite: Option<u16>,
+    /// The last reliable provisional acknowledged on side B (RFC 3262 RSeq).
+    b_rseq: Option<u32>,
+    ring_deadline: Option<Instant>,
+    scheduled: Option<Instant>,
+    ended_event: bool,
+    result: Option<CallResult>,
+}
+
+fn side_of_leg(legs: &mut [Leg; 2], side: Side) -> &mut Leg {
+    &mut legs[side.index()]
+}
+
+fn cseq_of(msg: &Message<'_, '_>) -> Option<(u32, Method)> {
+    msg.cseq().ok().map(|c| (c.seq, c.method_kind()))
+}
+
+fn has_100rel(msg: &Message<'_, '_>, kind: HeaderKind) -> bool {
+    msg.has_token(kind, b"100rel")
+}
+
+impl Call {
+    /// Accepts the inbound INVITE: 100 Trying, then the first trunk. `Err(code)` refuses it.
+    pub(crate) fn start(
+        now: Instant,
+        ctx: &mut Ctx,
+        new: NewCall,
+        msg: &Message<'_, '_>,
+    ) -> Result<Self, u16> {
+        let from = msg.from().map_err(|_| 400u16)?;
+        let to = msg.to().map_err(|_| 400u16)?;
+        let (cseq, _) = cseq_of(msg).ok_or(400u16)?;
+        let branch = msg.top_via().ok().and_then(|v| v.branch()).ok_or(400u16)?;
+        let contact = msg
+            .contacts()
+            .iter()
+            .next()
+            .and_then(Result::ok)
+            .ok_or(400u16)?;
+        if has_100rel(msg, HeaderKind::Require) {
+            // sbcd sends provisionals reliably only on the outbound leg (see the crate docs).
+            return Err(420);
+        }
+        let mut local_tag = Vec::with_capacity(32);
+        ids::write_tag(&mut local_tag, new.token, Side::A, ctx.rng.next_u32());
+        let mut local_uri = Vec::with_capacity(64);
+        build::name_addr_without_tag(&to, &mut local_uri);
+        let mut remote_uri = Vec::with_capacity(64);
+        build::name_addr_without_tag(&from, &mut remote_uri);
+        let a = Leg {
+            call_id: msg.call_id().unwrap_or_default().into(),
+            local_tag: local_tag.into(),
+            remote_tag: from.tag().map(Into::into),
+            local_uri: local_uri.into(),
+            remote_uri: remote_uri.into(),
+            local_seq: 0,
+            remote_seq: Some(cseq),
+            target: contact.uri.into(),
+            routes: msg
+                .values(HeaderKind::RecordRoute)
+                .map(Into::into)
+                .collect(),
+            peer: new.peer,
+            ended: false,
+            confirmed: false,
+        };
+        let b = Leg {
+            call_id: Box::default(),
+            local_tag: Box::default(),
+            remote_tag: None,
+            local_uri: Box::default(),
+            remote_uri: Box::default(),
+            local_seq: 0,
+            remote_seq: None,
+            target: Box::default(),
+            routes: Vec::new(),
+            peer: new.peer,
+            ended: false,
+            confirmed: false,
+        };
+        let mut call = Self {
+            token: new.token,
+            routing: new.routing,
+            from_trunk: new.from_trunk,
+            to_trunk: None,
+            number: new.number,
+            targets: new.targets,
+            next_target: 0,
+            last_failure: None,
+            max_forwards: new.max_forwards,
+            inbound_key: new.inbound_key,
+            invite: new.invite,
+            phase: Phase::Setup,
+            legs: [a, b],
+            b_started: false,
+            servers: Vec::new(),
+            clients: Vec::new(),
+            next_id: 0,
+            a_invite: 0,
+            b_invite: None,
+            b_rseq: None,
+            ring_deadline: None,
+            scheduled: None,
+            ended_event: false,
+            result: None,
+        };
+        let id = call.add_server(
+            now,
+            ctx,
+            Side::A,
+            msg,
+            Method::Invite,
+            cseq,
+            branch,
+            new.peer,
+        );
+        call.a_invite = id;
+        call.respond(now, ctx, id, 100, b"Trying", None);
+        call.try_next_trunk(now, ctx);
+        Ok(call)
+    }
+
+    pub(crate) fn gen(&self) -> u32 {
+        self.token.gen
+    }
+
+    pub(crate) fn inbound_key(&self) -> &[u8] {
+        &self.inbound_key
+    }
+
+    pub(crate) fn scheduled(&self) -> Option<Instant> {
+        self.scheduled
+    }
+
+    pub(crate) fn set_scheduled(&mut self, at: Option<Instant>) {
+        self.scheduled = at;
+    }
+
+    /// Over, and no transaction left to absorb retransmissions.
+    pub(crate) fn is_done(&self) -> bool {
+        self.phase == Phase::Ended && self.servers.is_empty() && self.clients.is_empty()
+    }
+
+    fn new_id(&mut self) -> u16 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_server(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        side: Side,
+        msg: &Message<'_, '_>,
+        method: Method,
+        cseq: u32,
+        branch: &[u8],
+        peer: Peer,
+    ) -> u16 {
+        let id = self.new_id();
+        let mut head = Vec::with_capacity(400);
+        let tag = self.legs[side.index()].local_tag.clone();
+        if build::response_head(msg, peer.addr, Some(&tag), &mut head).is_none() {
+            head.clear();
+        }
+        let machine = if method == Method::Invite {
+            ServerMachine::Invite(ServerInvite::new(now, ctx.timers, peer.reliability()))
+        } else {
+            ServerMachine::NonInvite(ServerNonInvite::new(now, ctx.timers, peer.reliability()))
+        };
+        self.servers.push(ServerTx {
+            id,
+            side,
+            method,
+            cseq,
+            branch: branch.into(),
+            machine,
+            head: head.into(),
+            peer,
+            last: None,
+            retx: None,
+            link: None,
+            done: false,
+        });
+        id
+    }
+
+    fn server(&mut self, id: u16) -> Option<&mut ServerTx> {
+        self.servers.iter_mut().find(|s| s.id == id)
+    }
+
+    fn client(&mut self, id: u16) -> Option<&mut ClientTx> {
+        self.clients.iter_mut().find(|c| c.id == id)
+    }
+
+    /// Sends a response on a server transaction. `extra` adds headers and body from a message
+    /// of the other leg (a relayed response).
+    fn respond(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        id: u16,
+        code: u16,
+        reason: &[u8],
+        relayed: Option<&Message<'_, '_>>,
+    ) {
+        let t1 = ctx.timers.t1;
+        let Some(s) = self.servers.iter_mut().find(|s| s.id == id) else {
+            return;
+        };
+        if s.head.is_empty() || s.done {
+            return;
+        }
+        let dialog_creating =
+            matches!(s.method, Method::Invite | Method::Update) && code > 100 && code < 300;
+        let local = ctx.locals.find(s.peer.transport, s.peer.addr);
+        let bytes = build::response(
+            code,
+            reason,
+            &s.head,
+            |w| {
+                if dialog_creating {
+                    if let Some(l) = local {
+                        w.header(HeaderKind::Contact, &l.contact);
+                    }
+                }
+                if (200..300).contains(&code)
+                    && matches!(s.method, Method::Invite | Method::Options)
+                {
+                    w.header(HeaderKind::Allow, ALLOW)
+                        .header(HeaderKind::Supported, SUPPORTED);
+                }
+                if let Some(m) = relayed {
+                    build::copy_crossing(w, m);
+                }
+            },
+            relayed.map_or(&[][..], |m| m.body),
+        );
+        s.last = Some(bytes);
+        match &mut s.machine {
+            ServerMachine::Invite(m) => {
+                m.handle_tu_response(now, code);
+                if (200..300).contains(&code) && s.retx.is_none() {
+                    s.retx = Some(Retx {
+                        next: now + t1,
+                        interval: t1,
+                        give_up: now + 64 * t1,
+                    });
+                }
+            }
+            ServerMachine::NonInvite(m) => m.handle_tu_response(now, code),
+        }
+        self.drain_server(now, ctx, id);
+    }
+
+    /// Acts on what a server transaction asks for.
+    fn drain_server(&mut self, _now: Instant, ctx: &mut Ctx, id: u16) {
+        let token = self.token.pack(id);
+        let Some(s) = self.servers.iter_mut().find(|s| s.id == id) else {
+            return;
+        };
+        loop {
+            let out = match &mut s.machine {
+                ServerMachine::Invite(m) => m.poll_output(),
+                ServerMachine::NonInvite(m) => m.poll_output(),
+            };
+            match out {
+                None => break,
+                Some(Output::Transmit) => {
+                    if let Some(b) = &s.last {
+                        ctx.send(b.clone(), s.peer, token);
+                    }
+                }
+                Some(Output::Terminated) => s.done = true,
+                // Timer H (no ACK for an error response) and transport errors: the response
+                // is lost; the call is already over on this leg.
+                Some(_) => {}
+            }
+        }
+        if s.done && s.retx.is_none() {
+            self.servers.retain(|s| s.id != id);
+        }
+    }
+
+    /// Acts on what a client transaction asks for; returns the responses for the TU.
+    fn drain_client(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        id: u16,
+        msg: Option<&Message<'_, '_>>,
+    ) -> Vec<u16> {
+        let token = self.token.pack(id);
+        let mut tu = Vec::new();
+        let Some(c) = self.clients.iter_mut().find(|c| c.id == id) else {
+            return tu;
+        };
+        loop {
+            let out = match &mut c.machine {
+                ClientMachine::Invite(m) => m.poll_output(),
+                ClientMachine::NonInvite(m) => m.poll_output(),
+            };
+            match out {
+                None => break,
+                Some(Output::Transmit) => ctx.send(c.request.clone(), c.peer, token),
+                Some(Output::Ack) => {
+                    if let Some(ack) = msg.and_then(|m| build_non2xx_ack(&c.request, m)) {
+                        ctx.send(ack, c.peer, token);
+                    }
+                }
+                Some(Output::Response(code)) => tu.push(code),
+                Some(Output::TimedOut) => tu.push(408),
+                Some(Output::TransportError) => tu.push(503),
+                Some(Output::Terminated) => c.done = true,
+            }
+        }
+        let _ = now;
+        tu
+    }
+
+    fn forget_done_clients(&mut self) {
+        self.clients.retain(|c| !c.done);
+        self.servers.retain(|s| !(s.done && s.retx.is_none()));
+    }
+
+    /// Sends a new request on `side`. In-dialog unless `initial`.
+    #[allow(clippy::too_many_arguments)]
+    fn send_request(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        side: Side,
+        method: Method,
+        method_raw: &[u8],
+        purpose: Purpose,
+        relayed: Option<&Message<'_, '_>>,
+        extra: impl FnOnce(&mut Writer<'_>),
+    ) -> Option<u16> {
+        let id = self.new_id();
+        let leg = &mut self.legs[side.index()];
+        let peer = leg.peer;
+        let Some(local) = ctx.locals.find(peer.transport, peer.addr) else {
+            debug!(side = %side, dest = %peer.addr, "no local socket for this transport and family");
+            return None;
+        };
+        let cseq = if method == Method::Ack {
+            leg.local_seq
+        } else {
+            leg.next_seq()
+        };
+        let mut branch = Vec::with_capacity(40);
+        ids::write_branch(&mut branch, self.token, side, id, ctx.rng.next_u32());
+        let mut out = Vec::with_capacity(1024);
+        let mut w = Writer::new(&mut out);
+        w.request_line(method_raw, &[&leg.target]);
+        w.via(local.via_proto, &local.sent_by, &[&branch], true);
+        w.header_u32(HeaderKind::MaxForwards, self.max_forwards);
+        for r in &leg.routes {
+            w.header(HeaderKind::Route, r);
+        }
+        w.header_parts(b"From", &[&leg.local_uri, b";tag=", &leg.local_tag]);
+        match &leg.remote_tag {
+            Some(t) => w.header_parts(b"To", &[&leg.remote_uri, b";tag=", t]),
+            None => w.header(HeaderKind::To, &leg.remote_uri),
+        };
+        w.header(HeaderKind::CallId, &leg.call_id)
+            .cseq(cseq, method_raw);
+        if matches!(method, Method::Invite | Method::Update) {
+            w.header(HeaderKind::Contact, &local.contact);
+        }
+        if method == Method::Invite {
+            w.header(HeaderKind::Allow, ALLOW)
+                .header(HeaderKind::Supported, SUPPORTED);
+        }
+        if method != Method::Ack && method != Method::Cancel {
+            w.header(HeaderKind::UserAgent, build::AGENT);
+        }
+        extra(&mut w);
+        if let Some(m) = relayed {
+            build::copy_crossing(&mut w, m);
+        }
+        let body = relayed.map_or(&[][..], |m| m.body);
+        w.finish_with_body(body);
+        let request = Bytes::from(out);
+        if method == Method::Ack {
+            ctx.send(request, peer, self.token.pack(id));
+            return Some(id);
+        }
+        let machine = if method == Method::Invite {
+            ClientMachine::Invite(ClientInvite::new(now, ctx.timers, peer.reliability()))
+        } else {
+            ClientMachine::NonInvite(ClientNonInvite::new(now, ctx.timers, peer.reliability()))
+        };
+        self.clients.push(ClientTx {
+            id,
+            side,
+            method,
+            cseq,
+            branch: branch.into(),
+            machine,
+            request,
+            peer,
+            purpose,
+            had_offer: !body.is_empty(),
+            ack: None,
+            ack_waits: false,
+            cancel_pending: false,
+            provisional: false,
+            done: false,
+        });
+        // The new transaction's first output is the send itself.
+        let early = self.drain_client(now, ctx, id, None);
+        debug_assert!(early.is_empty());
+        Some(id)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // The outbound INVITE and failover.
+
+    /// Sends the INVITE to the next trunk that can take it, or fails the inbound leg.
+    fn try_next_trunk(&mut self, now: Instant, ctx: &mut Ctx) {
+        while let Some(&trunk) = self.targets.get(self.next_target) {
+            self.next_target += 1;
+            let routing = Arc::clone(&self.routing);
+            let tc = routing.config.trunk(trunk);
+            let Some((addr, transport)) = routing.target(trunk) else {
+                debug!(trunk = %tc.name, "trunk has no resolved target; skipped");
+                self.last_failure = Some((503, build::reason(503).into()));
+                continue;
+            };
+            if ctx.locals.is_self(transport, addr) {
+                debug!(trunk = %tc.name, "trunk target is sbcd itself: loop");
+                self.last_failure = Some((482, build::reason(482).into()));
+                continue;
+            }
+            let peer = Peer {
+                addr,
+                transport,
+                conn: None,
+            };
+            let Some(local) = ctx.locals.find(transport, addr) else {
+                debug!(trunk = %tc.name, %transport, "no listener for the trunk's transport and family");
+                self.last_failure = Some((503, build::reason(503).into()));
+                continue;
+            };
+            // The outbound leg: a fresh Call-ID and tag per attempt.
+            let mut call_id = Vec::with_capacity(40);
+            ids::write_call_id(&mut call_id, self.token, ctx.rng.next_u64());
+            let mut local_tag = Vec::with_capacity(32);
+            ids::write_tag(&mut local_tag, self.token, Side::B, ctx.rng.next_u32());
+            let mut hs = [EMPTY_HEADER; 96];
+            let invite = self.invite.clone();
+            let Ok(msg) = sip_codec::parse(&invite, &mut hs) else {
+                break;
+            };
+            let from = msg.from().ok();
+            let caller: &[u8] = from
+                .and_then(|f| f.parse_uri().ok())
+                .and_then(|u| match u {
+                    Uri::Sip(s) => s.user,
+                    Uri::Tel(t) => Some(t.number),
+                    _ => None,
+                })
+                .unwrap_or(b"anonymous");
+            let host = local.sent_by.clone();
+            let mut local_uri = Vec::with_capacity(96);
+            if let Some(d) = from.and_then(|f| f.display) {
+                local_uri.extend_from_slice(d);
+                local_uri.push(b' ');
+            }
+            local_uri.extend_from_slice(b"<sip:");
+            local_uri.extend_from_slice(caller);
+            local_uri.push(b'@');
+            local_uri.extend_from_slice(&host);
+            local_uri.push(b'>');
+            let mut target = Vec::with_capacity(96);
+            target.extend_from_slice(if transport == sbc_config::net::Transport::Tls {
+                b"sips:"
+            } else {
+                b"sip:"
+            });
+            if let Some(p) = &tc.outbound.prefix {
+                target.extend_from_slice(p.as_bytes());
+            }
+            target.extend_from_slice(&self.number);
+            target.push(b'@');
+            match (&tc.outbound.domain, &tc.outbound.uri) {
+                (Some(d), _) => target.extend_from_slice(d.to_string().as_bytes()),
+                (None, Some(u)) => {
+                    target.extend_from_slice(u.host.to_string().as_bytes());
+                    if let Some(p) = u.port {
+                        target.push(b':');
+                        target.extend_from_slice(itoa::Buffer::new().format(p).as_bytes());
+                    }
+                }
+                (None, None) => target.extend_from_slice(addr.to_string().as_bytes()),
+            }
+            if transport == sbc_config::net::Transport::Tcp {
+                target.extend_from_slice(b";transport=tcp");
+            }
+            let mut remote_uri = Vec::with_capacity(target.len() + 2);
+            remote_uri.push(b'<');
+            remote_uri.extend_from_slice(&target);
+            remote_uri.push(b'>');
+            self.legs[Side::B.index()] = Leg {
+                call_id: call_id.into(),
+                local_tag: local_tag.into(),
+                remote_tag: None,
+                local_uri: local_uri.into(),
+                remote_uri: remote_uri.into(),
+                local_seq: 0,
+                remote_seq: None,
+                target: target.into(),
+                routes: Vec::new(),
+                peer,
+                ended: false,
+                confirmed: false,
+            };
+            self.b_rseq = None;
+            self.to_trunk = Some(trunk);
+            self.b_started = true;
+            let require_100rel = has_100rel(&msg, HeaderKind::Require);
+            let id = self.send_request(
+                now,
+                ctx,
+                Side::B,
+                Method::Invite,
+                b"INVITE",
+                Purpose::Initial,
+                Some(&msg),
+                |w| {
+                    if require_100rel {
+                        w.header(HeaderKind::Require, b"100rel");
+                    }
+                },
+            );
+            self.b_invite = id;
+            self.ring_deadline = Some(now + ctx.ring_timeout);
+            debug!(trunk = %tc.name, dest = %addr, "outbound INVITE sent");
+            return;
+        }
+        // No trunk left: the last failure, or 503.
+        let (code, reason) = self
+            .last_failure
+            .take()
+            .unwrap_or_else(|| (503, build::reason(503).into()));
+        self.fail_inbound(now, ctx, code, &reason, None);
+    }
+
+    /// A final error response on the inbound INVITE, and the call is over.
+    fn fail_inbound(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        code: u16,
+        reason: &[u8],
+        relayed: Option<&Message<'_, '_>>,
+    ) {
+        let id = self.a_invite;
+        self.respond(now, ctx, id, code, reason, relayed);
+        self.legs[Side::A.index()].ended = true;
+        self.ring_deadline = None;
+        self.end(ctx, CallResult::Failed(code));
+    }
+
+    fn end(&mut self, ctx: &mut Ctx, result: CallResult) {
+        self.phase = Phase::Ended;
+        if self.result.is_none() {
+            self.result = Some(result);
+        }
+        if !self.ended_event {
+            self.ended_event = true;
+            let cfg = &self.routing.config;
+            ctx.event(Event::CallEnded {
+                trunk: cfg.trunk(self.from_trunk).name.clone(),
+                to: self.to_trunk.map(|t| cfg.trunk(t).name.clone()),
+                result: self.result.unwrap_or(result),
+            });
+        }
+    }
+
+    /// Ends the leg on `side`: BYE for a confirmed dialog, CANCEL for a pending outbound
+    /// INVITE, an error response for a pending inbound one.
+    fn end_leg(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        side: Side,
+        code_if_pending: u16,
+        reason_hdr: Option<&[u8]>,
+    ) {
+        let leg = &self.legs[side.index()];
+        if leg.ended {
+            return;
+        }
+        match side {
+            Side::A if !leg.confirmed => {
+                let id = self.a_invite;
+                let pending = self
+                    .servers
+                    .iter()
+                    .any(|s| s.id == id && matches!(&s.machine, ServerMachine::Invite(m) if m.state() == ServerInviteState::Proceeding));
+                if pending {
+                    self.respond(
+                        now,
+                        ctx,
+                        id,
+                        code_if_pending,
+                        build::reason(code_if_pending),
+                        None,
+                    );
+                }
+                self.legs[0].ended = true;
+            }
+            Side::B if !leg.confirmed => {
+                if let Some(id) = self.b_invite {
+                    self.cancel_client(now, ctx, id);
+                }
+                self.legs[1].ended = true;
+            }
+            _ => {
+                self.legs[side.index()].ended = true;
+                self.send_request(
+                    now,
+                    ctx,
+                    side,
+                    Method::Bye,
+                    b"BYE",
+                    Purpose::Own,
+                    None,
+                    |w| {
+                        if let Some(r) = reason_hdr {
+                            w.header(HeaderKind::Reason, r);
+                        }
+                    },
+                );
+            }
+        }
+    }
+
+    /// CANCEL for a pending client INVITE (§9.1): at once after a provisional, else later.
+    fn cancel_client(&mut self, now: Instant, ctx: &mut Ctx, id: u16) {
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        let pending = matches!(&c.machine, ClientMachine::Invite(m) if matches!(m.state(), sip_txn::ClientInviteState::Calling | sip_txn::ClientInviteState::Proceeding));
+        if !pending {
+            return;
+        }
+        if !c.provisional {
+            c.cancel_pending = true;
+            return;
+        }
+        c.cancel_pending = false;
+        let Some(cancel) = build_cancel(&c.request) else {
+            return;
+        };
+        let (peer, branch, cseq, side) = (c.peer, c.branch.clone(), c.cseq, c.side);
+        let cid = self.new_id();
+        self.clients.push(ClientTx {
+            id: cid,
+            side,
+            method: Method::Cancel,
+            cseq,
+            branch,
+            machine: ClientMachine::NonInvite(ClientNonInvite::new(
+                now,
+                ctx.timers,
+                peer.reliability(),
+            )),
+            request: cancel,
+            peer,
+            purpose: Purpose::Own,
+            had_offer: false,
+            ack: None,
+            ack_waits: false,
+            cancel_pending: false,
+            provisional: false,
+            done: false,
+        });
+        let _ = self.drain_client(now, ctx, cid, None);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Inputs.
+
+    /// The inbound INVITE again (a retransmission).
+    pub(crate) fn on_invite_again(&mut self, now: Instant, ctx: &mut Ctx, _msg: &Message<'_, '_>) {
+        let id = self.a_invite;
+        if let Some(s) = self.server(id) {
+            if let ServerMachine::Invite(m) = &mut s.machine {
+                m.handle_request_retransmission(now);
+            }
+            self.drain_server(now, ctx, id);
+        }
+    }
+
+    /// CANCEL of the inbound INVITE (§9.2): 200 for the CANCEL, 487 for the INVITE.
+    pub(crate) fn on_cancel(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        msg: &Message<'_, '_>,
+        inc: Incoming<'_>,
+    ) {
+        let peer = Peer {
+            addr: inc.source,
+            transport: inc.transport,
+            conn: inc.conn,
+        };
+        let tag = self.legs[0].local_tag.clone();
+        if let Some(ok) = build::stateless_response(msg, inc.source, 200, &tag, |_| {}) {
+            ctx.send(ok, peer, 0);
+        }
+        if self.phase != Phase::Setup {
+            return;
+        }
+        let reason = msg.header(HeaderKind::Reason).map(|h| h.value);
+        self.ring_deadline = None;
+        self.result = Some(CallResult::Cancelled);
+        self.end_leg(now, ctx, Side::A, 487, None);
+        self.end_leg(now, ctx, Side::B, 487, reason);
+        self.end(ctx, CallResult::Cancelled);
+    }
+
+    /// A response for one of this call's client transactions. False if none matches.
+    pub(crate) fn on_response(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        msg: &Message<'_, '_>,
+        txn: u16,
+    ) -> bool {
+        let (Some((_, method)), StartLine::Response { code, reason }) = (cseq_of(msg), msg.start)
+        else {
+            return false;
+        };
+        let Some(branch) = msg.top_via().ok().and_then(|v| v.branch()) else {
+            return false;
+        };
+        // A CANCEL shares its INVITE's branch (§9.1); the CSeq method tells them apart.
+        let Some(c) = self.clients.iter_mut().find(|c| {
+            (c.id == txn || c.method == Method::Cancel)
+                && *c.branch == *branch
+                && c.method == method
+        }) else {
+            return false;
+        };
+        let id = c.id;
+        match &mut c.machine {
+            ClientMachine::Invite(m) => m.handle_response(now, code),
+            ClientMachine::NonInvite(m) => m.handle_response(now, code),
+        }
+        let codes = self.drain_client(now, ctx, id, Some(msg));
+        for code in codes {
+            self.client_result(now, ctx, id, code, reason, Some(msg));
+        }
+        self.forget_done_clients();
+        true
+    }
+
+    /// The transaction user's part: what a response (or a timeout, as 408/503) means.
+    fn client_result(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        id: u16,
+        code: u16,
+        reason: &[u8],
+        msg: Option<&Message<'_, '_>>,
+    ) {
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        let (purpose, side, method, cseq) = (c.purpose, c.side, c.method, c.cseq);
+        if method == Method::Invite {
+            if let Some(m) = msg {
+                self.update_dialog(side, m, code);
+            }
+            if (101..200).contains(&code) {
+                if let Some(c) = self.client(id) {
+                    c.provisional = true;
+                }
+                if let Some(m) = msg {
+                    self.prack_if_reliable(now, ctx, side, m, cseq);
+                }
+                let cancel_owed = self.client(id).is_some_and(|c| c.cancel_pending);
+                if cancel_owed {
+                    self.cancel_client(now, ctx, id);
+                    return;
+                }
+            }
+            if (200..300).contains(&code) {
+                self.on_invite_2xx(now, ctx, id, msg);
+                if self.client(id).is_some_and(|c| c.cancel_pending)
+                    || self.legs[side.index()].ended
+                {
+                    // Answered after we gave up on it: ACK (done above) and hang up.
+                    self.legs[side.index()].confirmed = true;
+                    self.legs[side.index()].ended = false;
+                    self.end_leg(now, ctx, side, 487, None);
+                    return;
+                }
+            }
+        }
+        match purpose {
+            Purpose::Initial => self.initial_result(now, ctx, id, code, reason, msg),
+            Purpose::Relay(server) => {
+                if code == 100 {
+                    return;
+                }
+                if method == Method::Invite && (200..300).contains(&code) {
+                    self.legs[side.other().index()].confirmed = true;
+                }
+                self.respond(now, ctx, server, code, reason, msg);
+            }
+            Purpose::Own => {}
+        }
+    }
+
+    fn initial_result(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        id: u16,
+        code: u16,
+        reason: &[u8],
+        msg: Option<&Message<'_, '_>>,
+    ) {
+        if self.b_invite != Some(id) || self.phase == Phase::Ended {
+            return;
+        }
+        let a = self.a_invite;
+        match code {
+            100 => {}
+            101..=199 => {
+                if self.legs[0].ended {
+                    return;
+                }
+                self.respond(now, ctx, a, code, reason, msg);
+            }
+            200..=299 => {
+                self.ring_deadline = None;
+                self.phase = Phase::Answered;
+                self.legs[0].confirmed = true;
+                self.legs[1].confirmed = true;
+                self.respond(now, ctx, a, code, reason, msg);
+                self.result = Some(CallResult::Answered);
+            }
+            _ => {
+                self.b_invite = None;
+                self.ring_deadline = None;
+                let failover = code == 408 || (500..600).contains(&code);
+                if failover && self.next_target < self.targets.len() {
+                    debug!(code, "outbound trunk failed; trying the next one");
+                    self.last_failure = Some((code, reason.into()));
+                    self.try_next_trunk(now, ctx);
+                } else {
+                    self.fail_inbound(now, ctx, code, reason, msg);
+                }
+            }
+        }
+    }
+
+    /// Dialog state from a response to an INVITE sbcd sent (§12.1.2, §12.2.1.2): the To tag,
+    /// the remote target and, for the initial INVITE, the route set.
+    fn update_dialog(&mut self, side: Side, msg: &Message<'_, '_>, code: u16) {
+        if !(101..300).contains(&code) {
+            return;
+        }
+        let initial = !self.legs[side.index()].confirmed;
+        let leg = side_of_leg(&mut self.legs, side);
+        if let Some(tag) = msg.to().ok().and_then(|t| t.tag()) {
+            if leg.remote_tag.is_none() || (code >= 200 && initial) {
+                leg.remote_tag = Some(tag.into());
+            }
+        }
+        if let Some(Ok(c)) = msg.contacts().iter().next() {
+            leg.target = c.uri.into();
+        }
+        if initial && side == Side::B {
+            let mut routes: Vec<Box<[u8]>> = msg
+                .values(HeaderKind::RecordRoute)
+                .map(Into::into)
+                .collect();
+            routes.reverse();
+            if let Some(first) = routes.first() {
+                if let Some(addr) = route_addr(first) {
+                    leg.peer = Peer {
+                        addr,
+                        transport: leg.peer.transport,
+                        conn: None,
+                    };
+                }
+            }
+            leg.routes = routes;
+        }
+    }
+
+    /// RFC 3262 §4: PRACK each new reliable provisional (Require: 100rel with an RSeq).
+    fn prack_if_reliable(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        side: Side,
+        msg: &Message<'_, '_>,
+        cseq: u32,
+    ) {
+        if !has_100rel(msg, HeaderKind::Require) {
+            return;
+        }
+        let Some(rseq) = msg.header(HeaderKind::RSeq).and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<u32>()
+                .ok()
+        }) else {
+            return;
+        };
+        if self.b_rseq.is_some_and(|last| rseq <= last) {
+            return;
+        }
+        self.b_rseq = Some(rseq);
+        let mut rack = Vec::with_capacity(32);
+        rack.extend_from_slice(itoa::Buffer::new().format(rseq).as_bytes());
+        rack.push(b' ');
+        rack.extend_from_slice(itoa::Buffer::new().format(cseq).as_bytes());
+        rack.extend_from_slice(b" INVITE");
+        self.send_request(
+            now,
+            ctx,
+            side,
+            Method::Prack,
+            b"PRACK",
+            Purpose::Own,
+            None,
+            |w| {
+                w.header(HeaderKind::RAck, &rack);
+            },
+        );
+    }
+
+    /// A 2xx for an INVITE sbcd sent: ACK it (§13.2.2.4) unless the answer must come from the
+    /// other leg's ACK; ACK again for a retransmitted 2xx.
+    fn on_invite_2xx(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        id: u16,
+        _msg: Option<&Message<'_, '_>>,
+    ) {
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        if let Some(ack) = &c.ack {
+            ctx.send(ack.clone(), c.peer, 0);
+            return;
+        }
+        if c.ack_waits {
+            return;
+        }
+        let (side, had_offer, cancel_pending) = (c.side, c.had_offer, c.cancel_pending);
+        if had_offer || self.legs[side.index()].ended || cancel_pending {
+            self.send_ack(now, ctx, id, None);
+        } else if let Some(c) = self.client(id) {
+            c.ack_waits = true;
+        }
+    }
+
+    fn send_ack(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        id: u16,
+        relayed: Option<&Message<'_, '_>>,
+    ) {
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        let (side, cseq) = (c.side, c.cseq);
+        c.ack_waits = false;
+        let saved = self.legs[side.index()].local_seq;
+        self.legs[side.index()].local_seq = cseq;
+        let before = self.clients.len();
+        let _ = self.send_request(
+            now,
+            ctx,
+            side,
+            Method::Ack,
+            b"ACK",
+            Purpose::Own,
+            relayed,
+            |_| {},
+        );
+        debug_assert_eq!(before, self.clients.len());
+        self.legs[side.index()].local_seq = saved;
+        // The ACK just sent is the last transmit: keep it for 2xx retransmissions.
+        let ack = ctx_last_sent(ctx);
+        if let Some(c) = self.client(id) {
+            c.ack = ack;
+        }
+    }
+
+    /// A request inside a dialog of this call, received on `side`.
+    pub(crate) fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        msg: &Message<'_, '_>,
+        inc: Incoming<'_>,
+        side: Side,
+    ) {
+        let Some((cseq, method)) = cseq_of(msg) else {
+            return;
+        };
+        let peer = Peer {
+            addr: inc.source,
+            transport: inc.transport,
+            conn: inc.conn,
+        };
+        let branch = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .unwrap_or_default();
+        if method == Method::Ack {
+            self.on_ack(now, ctx, side, msg, cseq, branch);
+            return;
+        }
+        // A retransmission of a request we are handling (§17.2.3)?
+        if let Some(s) = self.servers.iter_mut().find(|s| {
+            s.side == side && s.method == method && s.cseq == cseq && *s.branch == *branch
+        }) {
+            let id = s.id;
+            match &mut s.machine {
+                ServerMachine::Invite(m) => m.handle_request_retransmission(now),
+                ServerMachine::NonInvite(m) => m.handle_request_retransmission(now),
+            }
+            self.drain_server(now, ctx, id);
+            return;
+        }
+        let leg = &mut self.legs[side.index()];
+        if leg.remote_seq.is_some_and(|last| cseq <= last) && method != Method::Cancel {
+            let tag = leg.local_tag.clone();
+            if let Some(r) = build::stateless_response(msg, inc.source, 500, &tag, |_| {}) {
+                ctx.send(r, peer, 0);
+            }
+            return;
+        }
+        leg.remote_seq = Some(cseq);
+        if leg.ended && method != Method::Bye {
+            let tag = leg.local_tag.clone();
+            if let Some(r) = build::stateless_response(msg, inc.source, 481, &tag, |_| {}) {
+                ctx.send(r, peer, 0);
+            }
+            return;
+        }
+        let id = self.add_server(now, ctx, side, msg, method, cseq, branch, peer);
+        match method {
+            Method::Bye => {
+                self.respond(now, ctx, id, 200, b"OK", None);
+                self.legs[side.index()].ended = true;
+                if self.phase != Phase::Ended {
+                    let reason = msg.header(HeaderKind::Reason).map(|h| h.value);
+                    let result = if self.phase == Phase::Answered {
+                        CallResult::Answered
+                    } else {
+                        CallResult::Cancelled
+                    };
+                    self.ring_deadline = None;
+                    self.end_leg(now, ctx, side.other(), 487, reason);
+                    self.end(ctx, result);
+                }
+            }
+            Method::Prack | Method::Cancel => {
+                self.respond(now, ctx, id, 481, build::reason(481), None)
+            }
+            Method::Invite
+            | Method::Update
+            | Method::Info
+            | Method::Options
+            | Method::Message
+            | Method::Notify => {
+                self.relay_request(now, ctx, side, id, msg, method);
+            }
+            _ => self.respond(now, ctx, id, 405, build::reason(405), None),
+        }
+    }
+
+    fn relay_request(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        side: Side,
+        id: u16,
+        msg: &Message<'_, '_>,
+        method: Method,
+    ) {
+        let other = side.other();
+        if method == Method::Invite {
+            self.respond(now, ctx, id, 100, b"Trying", None);
+        }
+        let o = &self.legs[other.index()];
+        if o.remote_tag.is_none() || o.ended {
+            let code = if matches!(method, Method::Invite | Method::Update) {
+                491
+            } else {
+                481
+            };
+            self.respond(now, ctx, id, code, build::reason(code), None);
+            return;
+        }
+        // §14.1 / RFC 3311 §5.2: one offer exchange at a time on a leg; the other side
+        // retries after a 491.
+        if matches!(method, Method::Invite | Method::Update) && self.offer_pending(side, other, id)
+        {
+            self.respond(now, ctx, id, 491, build::reason(491), None);
+            return;
+        }
+        // A target refresh (§12.2.2) updates where this leg's requests go.
+        if matches!(method, Method::Invite | Method::Update) {
+            if let Some(Ok(c)) = msg.contacts().iter().next() {
+                self.legs[side.index()].target = c.uri.into();
+            }
+        }
+        let mf = msg
+            .max_forwards()
+            .ok()
+            .flatten()
+            .map_or(69, |n| u32::from(n.saturating_sub(1)));
+        let saved = self.max_forwards;
+        self.max_forwards = mf;
+        let method_raw: &[u8] = match msg.start {
+            StartLine::Request { method_raw, .. } => method_raw,
+            StartLine::Response { .. } => b"",
+        };
+        let cid = self.send_request(
+            now,
+            ctx,
+            other,
+            method,
+            method_raw,
+            Purpose::Relay(id),
+            Some(msg),
+            |_| {},
+        );
+        self.max_forwards = saved;
+        match cid {
+            Some(cid) => {
+                if let Some(s) = self.server(id) {
+                    s.link = Some(cid);
+                }
+            }
+            None => self.respond(now, ctx, id, 503, build::reason(503), None),
+        }
+    }
+
+    /// Is an INVITE still unanswered on either leg (sbcd's on `other`, the peer's on `side`)?
+    fn offer_pending(&self, side: Side, other: Side, except: u16) -> bool {
+        let ours = self.clients.iter().any(|c| {
+            c.side == other
+                && matches!(&c.machine, ClientMachine::Invite(m) if matches!(m.state(), sip_txn::ClientInviteState::Calling | sip_txn::ClientInviteState::Proceeding))
+        });
+        let theirs = self.servers.iter().any(|s| {
+            s.side == side
+                && s.id != except
+                && matches!(&s.machine, ServerMachine::Invite(m) if m.state() == ServerInviteState::Proceeding)
+        });
+        ours || theirs
+    }
+
+    /// An ACK on `side`: for an error response it ends the server transaction's retransmission
+    /// (§17.2.1); for a 2xx it stops the UAS core's (§13.3.1.4) and, with a delayed offer,
+    /// carries the answer to the other leg's ACK.
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        side: Side,
+        msg: &Message<'_, '_>,
+        cseq: u32,
+        branch: &[u8],
+    ) {
+        let Some(s) = self
+            .servers
+            .iter_mut()
+            .find(|s| s.side == side && s.method == Method::Invite && s.cseq == cseq)
+        else {
+            ctx.event(Event::Dropped {
+                reason: crate::DropReason::StrayAck,
+            });
+            return;
+        };
+        let id = s.id;
+        let link = s.link;
+        if let ServerMachine::Invite(m) = &mut s.machine {
+            if m.state() == ServerInviteState::Completed && *s.branch == *branch {
+                m.handle_ack(now);
+            }
+        }
+        let was_waiting = s.retx.take().is_some();
+        self.drain_server(now, ctx, id);
+        if !was_waiting {
+            return;
+        }
+        let link = link.or_else(|| (id == self.a_invite).then_some(self.b_invite).flatten());
+        if let Some(cid) = link {
+            if self.client(cid).is_some_and(|c| c.ack_waits) {
+                self.send_ack(now, ctx, cid, Some(msg));
+            }
+        }
+        self.forget_done_clients();
+    }
+
+    /// Time has come to `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Instant, ctx: &mut Ctx) {
+        // 2xx retransmissions first: giving up tears the call down (§13.3.1.4).
+        let mut dead = false;
+        let t2 = ctx.timers.t2;
+        let mut resend = Vec::new();
+        for s in &mut self.servers {
+            let Some(r) = &mut s.retx else { continue };
+            if now >= r.give_up {
+                s.retx = None;
+                dead = true;
+            } else if now >= r.next {
+                r.interval = (r.interval * 2).min(t2);
+                r.next = now + r.interval;
+                resend.push(s.id);
+            }
+        }
+        for id in resend {
+            if let Some(s) = self.server(id) {
+                if let ServerMachine::Invite(m) = &mut s.machine {
+                    m.handle_tu_response(now, 200);
+                }
+            }
+            self.drain_server(now, ctx, id);
+        }
+        if dead && self.phase != Phase::Ended {
+            debug!("no ACK for a 2xx: tearing the call down");
+            self.result = Some(CallResult::Timeout);
+            self.end_leg(
+                now,
+                ctx,
+                Side::A,
+                408,
+                Some(b"SIP;cause=408;text=\"ACK timeout\""),
+            );
+            self.end_leg(
+                now,
+                ctx,
+                Side::B,
+                408,
+                Some(b"SIP;cause=408;text=\"ACK timeout\""),
+            );
+            self.end(ctx, CallResult::Timeout);
+        }
+        if self.ring_deadline.is_some_and(|d| now >= d) {
+            self.ring_deadline = None;
+            if self.phase == Phase::Setup {
+                debug!("ring timeout: cancelling the outbound INVITE");
+                self.end_leg(now, ctx, Side::B, 408, None);
+                self.fail_inbound(now, ctx, 408, build::reason(408), None);
+            }
+        }
+        let server_ids: Vec<u16> = self
+            .servers
+            .iter()
+            .filter(|s| server_due(s, now))
+            .map(|s| s.id)
+            .collect();
+        for id in server_ids {
+            if let Some(s) = self.server(id) {
+                match &mut s.machine {
+                    ServerMachine::Invite(m) => m.handle_timeout(now),
+                    ServerMachine::NonInvite(m) => m.handle_timeout(now),
+                }
+            }
+            self.drain_server(now, ctx, id);
+        }
+        let client_ids: Vec<u16> = self
+            .clients
+            .iter()
+            .filter(|c| client_due(c, now))
+            .map(|c| c.id)
+            .collect();
+        for id in client_ids {
+            if let Some(c) = self.client(id) {
+                match &mut c.machine {
+                    ClientMachine::Invite(m) => m.handle_timeout(now),
+                    ClientMachine::NonInvite(m) => m.handle_timeout(now),
+                }
+            }
+            for code in self.drain_client(now, ctx, id, None) {
+                self.client_result(now, ctx, id, code, build::reason(code), None);
+            }
+        }
+        self.forget_done_clients();
+    }
+
+    /// A send of transaction `txn` failed.
+    pub(crate) fn handle_transport_error(&mut self, now: Instant, ctx: &mut Ctx, txn: u16) {
+        if let Some(c) = self.client(txn) {
+            match &mut c.machine {
+                ClientMachine::Invite(m) => m.handle_transport_error(now),
+                ClientMachine::NonInvite(m) => m.handle_transport_error(now),
+            }
+            for code in self.drain_client(now, ctx, txn, None) {
+                self.client_result(now, ctx, txn, code, build::reason(code), None);
+            }
+        } else if let Some(s) = self.server(txn) {
+            match &mut s.machine {
+                ServerMachine::Invite(m) => m.handle_transport_error(now),
+                ServerMachine::NonInvite(m) => m.handle_transport_error(now),
+            }
+            self.drain_server(now, ctx, txn);
+        }
+        self.forget_done_clients();
+    }
+
+    /// The earliest instant something is due.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let servers = self.servers.iter().flat_map(|s| {
+            let m = match &s.machine {
+                ServerMachine::Invite(m) => m.poll_timeout(),
+                ServerMachine::NonInvite(m) => m.poll_timeout(),
+            };
+            [m, s.retx.as_ref().map(|r| r.next.min(r.give_up))]
+        });
+        let clients = self.clients.iter().map(|c| match &c.machine {
+            ClientMachine::Invite(m) => m.poll_timeout(),
+            ClientMachine::NonInvite(m) => m.poll_timeout(),
+        });
+        servers
+            .chain(clients)
+            .chain([self.ring_deadline])
+            .flatten()
+            .min()
+    }
+}
+
+fn server_due(s: &ServerTx, now: Instant) -> bool {
+    let t = match &s.machine {
+        ServerMachine::Invite(m) => m.poll_timeout(),
+        ServerMachine::NonInvite(m) => m.poll_timeout(),
+    };
+    t.is_some_and(|t| t <= now)
+}
+
+fn client_due(c: &ClientTx, now: Instant) -> bool {
+    let t = match &c.machine {
+        ClientMachine::Invite(m) => m.poll_timeout(),
+        ClientMachine::NonInvite(m) => m.poll_timeout(),
+    };
+    t.is_some_and(|t| t <= now)
+}
+
+fn ctx_last_sent(ctx: &Ctx) -> Option<Bytes> {
+    ctx.last_sent()
+}
+
+/// The address of a Route value whose URI host is an IP literal (`<sip:192.0.2.1:5060;lr>`).
+fn route_addr(route: &[u8]) -> Option<std::net::SocketAddr> {
+    let na = sip_codec::NameAddr::parse(route, HeaderKind::Route).ok()?;
+    let Ok(Uri::Sip(u)) = na.parse_uri() else {
+        return None;
+    };
+    let ip: std::net::IpAddr = match u.host {
+        sip_codec::Host::V4(a) => a.into(),
+        sip_codec::Host::V6(a) => a.into(),
+        sip_codec::Host::Name(_) => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, u.port.unwrap_or(5060)))
+}
+
+/// CANCEL for a request sbcd sent (§9.1): same Request-URI, Call-ID, From, To, CSeq number,
+/// top Via and Route; method CANCEL.
+fn build_cancel(request: &[u8]) -> Option<Bytes> {
+    let mut hs = [EMPTY_HEADER; 64];
+    let req = sip_codec::parse(request, &mut hs).ok()?;
+    let (seq, _) = cseq_of(&req)?;
+    let mut out = Vec::with_capacity(request.len());
+    let mut w = Writer::new(&mut out);
+    w.request_line(b"CANCEL", &[req.request_uri()?]);
+    w.copy(req.header(HeaderKind::Via)?);
+    w.header_u32(HeaderKind::MaxForwards, 70);
+    w.copy_all(&req, |h| {
+        matches!(
+            h.kind,
+            HeaderKind::Route | HeaderKind::From | HeaderKind::To | HeaderKind::CallId
+        )
+    });
+    w.cseq(seq, b"CANCEL");
+    w.finish();
+    Some(Bytes::from(out))
+}
+
+/// ACK for a non-2xx final response (§17.1.1.3): the INVITE's Request-URI, top Via, Route,
+/// From, Call-ID, CSeq number, and the response's To.
+fn build_non2xx_ack(request: &[u8], resp: &Message<'_, '_>) -> Option<Bytes> {
+    let mut hs = [EMPTY_HEADER; 64];
+    let req = sip_codec::parse(request, &mut hs).ok()?;
+    let (seq, _) = cseq_of(&req)?;
+    let mut out = Vec::with_capacity(request.len());
+    let mut w = Writer::new(&mut out);
+    w.request_line(b"ACK", &[req.request_uri()?]);
+    w.copy(req.header(HeaderKind::Via)?);
+    w.header_u32(HeaderKind::MaxForwards, 70);
+    w.copy_all(&req, |h| {
+        matches!(
+            h.kind,
+            HeaderKind::Route | HeaderKind::From | HeaderKind::CallId
+        )
+    });
+    w.copy(resp.header(HeaderKind::To)?);
+    w.cseq(seq, b"ACK");
+    w.finish();
+    Some(Bytes::from(out))
+}

@@ -1,0 +1,206 @@
+//! Which trunk a request comes from, which trunks a call goes to, and sbcd's own addresses.
+
+use std::net::{IpAddr, SocketAddr};
+
+use sbc_config::net::{Host, Transport};
+use sbc_config::{Config, Destination, TrunkConfig, TrunkId};
+use sip_codec::{HeaderKind, Message};
+
+/// A configuration snapshot with each trunk's next hop resolved to a socket address.
+///
+/// Calls keep the snapshot they started with (`Arc<Routing>`), so a reload never changes the
+/// trunks of a running call; new calls take the new one.
+#[derive(Debug)]
+pub struct Routing {
+    /// The configuration.
+    pub config: Config,
+    targets: Vec<Option<SocketAddr>>,
+}
+
+impl Routing {
+    /// Resolves every trunk's `outbound.uri` with `resolve` (host, port, transport -> address).
+    /// An IP host needs no resolver; a name the resolver cannot resolve leaves the trunk
+    /// without a target (calls skip it, as a failed trunk).
+    pub fn new(
+        config: Config,
+        mut resolve: impl FnMut(&str, u16, Transport) -> Option<SocketAddr>,
+    ) -> Self {
+        let targets = config
+            .trunks
+            .iter()
+            .map(|t| match t.destination() {
+                Some(Destination::Uri(uri)) => {
+                    let transport = uri.effective_transport();
+                    let port = uri.port.unwrap_or(match transport {
+                        Transport::Tls => 5061,
+                        _ => 5060,
+                    });
+                    match &uri.host {
+                        Host::Ip(ip) => Some(SocketAddr::new(*ip, port)),
+                        Host::Domain(name) => resolve(name, port, transport),
+                    }
+                }
+                _ => None,
+            })
+            .collect();
+        Self { config, targets }
+    }
+
+    /// Where calls to this trunk go, and on which transport.
+    #[must_use]
+    pub fn target(&self, id: TrunkId) -> Option<(SocketAddr, Transport)> {
+        let addr = (*self.targets.get(id.index())?)?;
+        let transport = self
+            .config
+            .trunk(id)
+            .outbound
+            .uri
+            .as_ref()
+            .map_or(Transport::Udp, sbc_config::uri::SipUri::effective_transport);
+        Some((addr, transport))
+    }
+
+    /// The first trunk, in file order, whose inbound checks all pass (DESIGN.md). The checks
+    /// of this issue: `inbound.allow`, `inbound.domain`, `inbound.header`, `inbound.prefix`.
+    /// A trunk that needs digest or registration is not matched here yet.
+    pub(crate) fn identify(
+        &self,
+        source: IpAddr,
+        msg: &Message<'_, '_>,
+        number: &[u8],
+        ruri_host: Option<&[u8]>,
+    ) -> Option<TrunkId> {
+        self.config
+            .trunks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.inbound.has_checks())
+            .find(|(_, t)| inbound_checks_pass(t, source, msg, number, ruri_host))
+            .and_then(|(i, t)| {
+                self.config
+                    .trunk_by_name(&t.name)
+                    .filter(|(id, _)| id.index() == i)
+            })
+            .map(|(id, _)| id)
+    }
+
+    /// The outbound trunks of the first route from `from` whose pattern matches `number`.
+    pub(crate) fn route(&self, from: TrunkId, number: &[u8]) -> Option<&[TrunkId]> {
+        self.config
+            .routes
+            .iter()
+            .find(|r| r.from == from && r.pattern.as_ref().is_none_or(|p| p.is_match_bytes(number)))
+            .map(|r| r.to.as_slice())
+    }
+}
+
+fn inbound_checks_pass(
+    t: &TrunkConfig,
+    source: IpAddr,
+    msg: &Message<'_, '_>,
+    number: &[u8],
+    ruri_host: Option<&[u8]>,
+) -> bool {
+    let i = &t.inbound;
+    if i.digest.is_some() || i.register {
+        return false;
+    }
+    if !i.allow.is_empty() && !i.allow.iter().any(|net| net.contains(source)) {
+        return false;
+    }
+    if let Some(domain) = &i.domain {
+        if !ruri_host.is_some_and(|h| h.eq_ignore_ascii_case(domain.as_bytes())) {
+            return false;
+        }
+    }
+    if let Some(h) = &i.header {
+        let ok = msg
+            .headers
+            .iter()
+            .filter(|x| {
+                x.kind == HeaderKind::Other && x.name.eq_ignore_ascii_case(h.name.as_bytes())
+            })
+            .any(|x| h.value.matches(x.value));
+        if !ok {
+            return false;
+        }
+    }
+    if let Some(p) = &i.prefix {
+        if !number.starts_with(p.as_bytes()) {
+            return false;
+        }
+    }
+    true
+}
+
+/// One of sbcd's signalling sockets, as written into Via and Contact.
+#[derive(Debug, Clone)]
+pub(crate) struct Local {
+    pub(crate) transport: Transport,
+    pub(crate) addr: SocketAddr,
+    /// `host:port` for Via sent-by.
+    pub(crate) sent_by: Box<[u8]>,
+    /// The Contact header value: `<sip:sbcd@host:port;transport=tcp>`.
+    pub(crate) contact: Box<[u8]>,
+    /// `UDP`, `TCP`, `TLS` for the Via.
+    pub(crate) via_proto: &'static [u8],
+}
+
+/// sbcd's signalling sockets (the bound addresses, ports resolved) and the advertised address.
+#[derive(Debug, Clone, Default)]
+pub struct Locals {
+    list: Vec<Local>,
+}
+
+impl Locals {
+    /// `bound`: every listening socket; `advertise`: `sip.advertise` (written instead of the
+    /// bound address into Via and Contact; needed when bound to 0.0.0.0 or behind NAT).
+    #[must_use]
+    pub fn new(bound: &[(Transport, SocketAddr)], advertise: Option<&Host>) -> Self {
+        let list = bound
+            .iter()
+            .map(|&(transport, addr)| {
+                let host = match advertise {
+                    // An advertised IP of the other family does not describe this socket.
+                    Some(Host::Ip(ip)) if ip.is_ipv6() == addr.is_ipv6() => {
+                        Host::Ip(*ip).to_string()
+                    }
+                    Some(Host::Domain(d)) => d.clone(),
+                    _ => Host::Ip(addr.ip()).to_string(),
+                };
+                let sent_by = format!("{host}:{}", addr.port());
+                let contact = match transport {
+                    Transport::Udp => format!("<sip:sbcd@{sent_by}>"),
+                    Transport::Tcp => format!("<sip:sbcd@{sent_by};transport=tcp>"),
+                    Transport::Tls => format!("<sips:sbcd@{sent_by}>"),
+                };
+                Local {
+                    transport,
+                    addr,
+                    sent_by: sent_by.into_bytes().into(),
+                    contact: contact.into_bytes().into(),
+                    via_proto: match transport {
+                        Transport::Udp => b"UDP",
+                        Transport::Tcp => b"TCP",
+                        Transport::Tls => b"TLS",
+                    },
+                }
+            })
+            .collect();
+        Self { list }
+    }
+
+    /// The socket to send to `dest` on `transport` from.
+    pub(crate) fn find(&self, transport: Transport, dest: SocketAddr) -> Option<&Local> {
+        self.list
+            .iter()
+            .find(|l| l.transport == transport && l.addr.is_ipv6() == dest.is_ipv6())
+    }
+
+    /// Is `addr` one of our own sockets (a route back to ourselves is a loop)?
+    pub(crate) fn is_self(&self, transport: Transport, addr: SocketAddr) -> bool {
+        self.list
+            .iter()
+            .any(|l| l.transport == transport && l.addr == addr)
+    }
+}

@@ -1,0 +1,545 @@
+//! A shard: the calls of one core, and the requests that start, find or refuse them.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sip_codec::{HeaderKind, Message, Method, ParseError, StartLine, Uri, EMPTY_HEADER};
+use sip_txn::Timers;
+use slab::Slab;
+use tracing::debug;
+
+use crate::build::{self, ALLOW, SUPPORTED};
+use crate::call::{Call, NewCall};
+use crate::ids::{self, Rng, Side, Token};
+use crate::leg::Peer;
+use crate::routing::{Locals, Routing};
+use crate::{DropReason, Event, Incoming, Transmit};
+
+/// Most header lines sbcd reads from one message; more is a 400 (`sip_codec::Limits`).
+const MAX_HEADERS: usize = 96;
+
+/// How a shard is set up.
+#[derive(Debug, Clone)]
+pub struct ShardOptions {
+    /// This shard's number, `0..shards`.
+    pub shard: u16,
+    /// How many shards the daemon runs.
+    pub shards: u16,
+    /// T1, T2, T4 (RFC 3261 §17).
+    pub timers: Timers,
+    /// Seeds the generator of tags, branches and Call-IDs.
+    pub seed: u64,
+    /// How long an outbound INVITE may ring before sbcd cancels it (a proxy's Timer C,
+    /// §16.8, which must be above 3 minutes; 180 s here is the common SBC setting).
+    pub ring_timeout: Duration,
+}
+
+impl Default for ShardOptions {
+    fn default() -> Self {
+        Self {
+            shard: 0,
+            shards: 1,
+            timers: Timers::default(),
+            seed: 0x5bcd,
+            ring_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// Counters a shard keeps; the daemon exports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages handed to [`Shard::handle_message`].
+    pub received: u64,
+    /// Messages handed out by [`Shard::poll_transmit`].
+    pub sent: u64,
+    /// Calls started.
+    pub calls_started: u64,
+    /// Calls ended.
+    pub calls_ended: u64,
+    /// Requests refused because no trunk accepted them (403).
+    pub unknown_source: u64,
+}
+
+/// The shard facilities a call uses while it handles an input.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) shard: u16,
+    pub(crate) timers: Timers,
+    pub(crate) locals: Locals,
+    pub(crate) rng: Rng,
+    pub(crate) ring_timeout: Duration,
+    out: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    pub(crate) stats: Stats,
+}
+
+impl Ctx {
+    pub(crate) fn send(&mut self, data: Bytes, peer: Peer, token: u64) {
+        self.stats.sent += 1;
+        self.out.push_back(Transmit {
+            data,
+            dest: peer.addr,
+            transport: peer.transport,
+            conn: peer.conn,
+            token,
+        });
+    }
+
+    /// The message queued last (to keep an ACK for 2xx retransmissions).
+    pub(crate) fn last_sent(&self) -> Option<Bytes> {
+        self.out.back().map(|t| t.data.clone())
+    }
+
+    pub(crate) fn event(&mut self, e: Event) {
+        self.events.push_back(e);
+    }
+}
+
+/// The calls of one core. See the crate docs for the driving contract.
+#[derive(Debug)]
+pub struct Shard {
+    ctx: Ctx,
+    routing: Arc<Routing>,
+    calls: Slab<Call>,
+    next_gen: u32,
+    /// The inbound leg's Call-ID and From tag -> slot: finds the call of a retransmitted
+    /// INVITE or of a CANCEL (neither carries a tag of ours).
+    by_inbound: HashMap<Box<[u8]>, usize>,
+    /// Wake-ups: (when, slot, generation). Stale entries are skipped when they fire.
+    wakeups: BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    key: Vec<u8>,
+    draining: bool,
+}
+
+/// Which shard of `shards` a received message belongs to.
+///
+/// A response carries our branch, an in-dialog request our To tag: both name the shard. A new
+/// request (and its CANCEL, and a retransmission) goes by a hash of its Call-ID. A message too
+/// broken to tell goes to shard 0, which answers or drops it.
+#[must_use]
+pub fn shard_of(data: &[u8], shards: u16) -> u16 {
+    let mut hs = [EMPTY_HEADER; MAX_HEADERS];
+    let Ok(msg) = sip_codec::parse(data, &mut hs) else {
+        return 0;
+    };
+    let shards = shards.max(1);
+    let ours = match msg.start {
+        StartLine::Response { .. } => msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .and_then(ids::read_branch)
+            .map(|(t, _, _)| t.shard),
+        StartLine::Request { .. } => msg
+            .to()
+            .ok()
+            .and_then(|to| to.tag())
+            .and_then(ids::read_tag)
+            .map(|(t, _)| t.shard),
+    };
+    match ours {
+        Some(s) if s < shards => s,
+        _ => msg
+            .call_id()
+            .map_or(0, |c| (fnv1a(c) % u64::from(shards)) as u16),
+    }
+}
+
+fn fnv1a(s: &[u8]) -> u64 {
+    s.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The called number and the Request-URI host of a request.
+fn number_and_host<'b>(msg: &Message<'_, 'b>) -> (Option<&'b [u8]>, Option<&'b [u8]>) {
+    let Some(Ok(uri)) = msg.request_uri().map(Uri::parse) else {
+        return (None, None);
+    };
+    match uri {
+        Uri::Sip(s) => (s.user, Some(s.host_raw)),
+        Uri::Tel(t) => (Some(t.number), None),
+        _ => (None, None),
+    }
+}
+
+impl Shard {
+    /// A shard with no calls, routing by `routing`, sending from `locals`.
+    #[must_use]
+    pub fn new(opts: &ShardOptions, routing: Arc<Routing>, locals: Locals) -> Self {
+        Self {
+            ctx: Ctx {
+                shard: opts.shard,
+                timers: opts.timers,
+                locals,
+                rng: Rng::new(
+                    opts.seed ^ u64::from(opts.shard).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                ),
+                ring_timeout: opts.ring_timeout,
+                out: VecDeque::new(),
+                events: VecDeque::new(),
+                stats: Stats::default(),
+            },
+            routing,
+            calls: Slab::new(),
+            next_gen: 1,
+            by_inbound: HashMap::new(),
+            wakeups: BinaryHeap::new(),
+            key: Vec::with_capacity(128),
+            draining: false,
+        }
+    }
+
+    /// New calls use `routing` from now on; running calls keep the snapshot they started with.
+    pub fn set_routing(&mut self, routing: Arc<Routing>) {
+        self.routing = routing;
+    }
+
+    /// Draining (SIGTERM): new INVITEs get 503; running calls go on.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// Calls in progress (set up, answered, or ending).
+    #[must_use]
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.ctx.stats
+    }
+
+    /// The next message to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ctx.out.pop_front()
+    }
+
+    /// The next event to count or log.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.ctx.events.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wakeups.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Time has come to `now`: run every timer due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((at, slot, gen))) = self.wakeups.peek() {
+            if at > now {
+                break;
+            }
+            self.wakeups.pop();
+            let Some(call) = self.calls.get_mut(slot).filter(|c| c.gen() == gen) else {
+                continue;
+            };
+            if call.scheduled() != Some(at) {
+                continue;
+            }
+            call.set_scheduled(None);
+            call.handle_timeout(now, &mut self.ctx);
+            self.settle(slot);
+        }
+    }
+
+    /// A send failed; `token` is the one of the [`Transmit`].
+    pub fn handle_transport_error(&mut self, now: Instant, token: u64) {
+        let (t, txn) = Token::unpack(self.ctx.shard, token);
+        let slot = t.slot as usize;
+        if let Some(call) = self.calls.get_mut(slot).filter(|c| t.gen_matches(c.gen())) {
+            call.handle_transport_error(now, &mut self.ctx, txn);
+            self.settle(slot);
+        }
+    }
+
+    /// A message arrived.
+    pub fn handle_message(&mut self, now: Instant, inc: Incoming<'_>) {
+        self.ctx.stats.received += 1;
+        let mut hs = [EMPTY_HEADER; MAX_HEADERS];
+        let msg = match sip_codec::parse(inc.data, &mut hs) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(source = %inc.source, error = %e, "unparsable message dropped");
+                self.drop_msg(DropReason::Malformed);
+                return;
+            }
+        };
+        if let Err(e) = msg.validate() {
+            debug!(source = %inc.source, error = %e, "invalid message");
+            if msg.is_request() && msg.method() != Some(Method::Ack) {
+                let code = if matches!(e, ParseError::UnsupportedVersion) {
+                    505
+                } else {
+                    400
+                };
+                self.reply(&msg, inc, code);
+            } else {
+                self.drop_msg(DropReason::Malformed);
+            }
+            return;
+        }
+        match msg.start {
+            StartLine::Response { .. } => self.on_response(now, &msg),
+            StartLine::Request { method, .. } => self.on_request(now, &msg, inc, method),
+        }
+    }
+
+    fn drop_msg(&mut self, reason: DropReason) {
+        self.ctx.event(Event::Dropped { reason });
+    }
+
+    /// A stateless reply (§8.2: 400, 403, 405, 481, 483, 503; OPTIONS 200).
+    fn reply(&mut self, msg: &Message<'_, '_>, inc: Incoming<'_>, code: u16) {
+        let tag = self.ctx.rng.next_u64().to_le_bytes();
+        let mut tag_hex = [0u8; 16];
+        for (i, b) in tag.iter().enumerate() {
+            tag_hex[2 * i] = b"0123456789abcdef"[usize::from(b >> 4)];
+            tag_hex[2 * i + 1] = b"0123456789abcdef"[usize::from(b & 0xf)];
+        }
+        let options = msg.method() == Some(Method::Options);
+        let Some(bytes) = build::stateless_response(msg, inc.source, code, &tag_hex, |w| {
+            if code == 405 || (options && code == 200) {
+                w.header(HeaderKind::Allow, ALLOW);
+            }
+            if options && code == 200 {
+                w.header(HeaderKind::Accept, b"application/sdp")
+                    .header(HeaderKind::Supported, SUPPORTED);
+            }
+        }) else {
+            self.drop_msg(DropReason::Malformed);
+            return;
+        };
+        let peer = Peer {
+            addr: inc.source,
+            transport: inc.transport,
+            conn: inc.conn,
+        };
+        self.ctx.send(bytes, peer, 0);
+    }
+
+    fn on_response(&mut self, now: Instant, msg: &Message<'_, '_>) {
+        let found = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .and_then(ids::read_branch)
+            .filter(|(t, _, _)| t.shard == self.ctx.shard);
+        let Some((t, _side, txn)) = found else {
+            self.drop_msg(DropReason::StrayResponse);
+            return;
+        };
+        let slot = t.slot as usize;
+        match self.calls.get_mut(slot).filter(|c| t.gen_matches(c.gen())) {
+            Some(call) => {
+                if !call.on_response(now, &mut self.ctx, msg, txn) {
+                    self.drop_msg(DropReason::StrayResponse);
+                }
+                self.settle(slot);
+            }
+            None => self.drop_msg(DropReason::StrayResponse),
+        }
+    }
+
+    fn inbound_key(&mut self, msg: &Message<'_, '_>) -> bool {
+        self.key.clear();
+        let (Some(cid), Ok(from)) = (msg.call_id(), msg.from()) else {
+            return false;
+        };
+        self.key.extend_from_slice(cid);
+        self.key.push(b'\n');
+        self.key.extend_from_slice(from.tag().unwrap_or_default());
+        true
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        msg: &Message<'_, '_>,
+        inc: Incoming<'_>,
+        method: Method,
+    ) {
+        let to_tag = msg.to().ok().and_then(|t| t.tag());
+        if let Some(tag) = to_tag {
+            let ours = ids::read_tag(tag).filter(|(t, _)| t.shard == self.ctx.shard);
+            let slot = ours.map(|(t, _)| t.slot as usize);
+            let call = ours.and_then(|(t, side)| {
+                let c = self.calls.get_mut(t.slot as usize)?;
+                t.gen_matches(c.gen()).then_some((c, side))
+            });
+            match call {
+                Some((call, side)) => {
+                    call.on_in_dialog(now, &mut self.ctx, msg, inc, side);
+                    if let Some(slot) = slot {
+                        self.settle(slot);
+                    }
+                }
+                None if method == Method::Ack => self.drop_msg(DropReason::StrayAck),
+                None => self.reply(msg, inc, 481),
+            }
+            return;
+        }
+        match method {
+            Method::Ack => self.drop_msg(DropReason::StrayAck),
+            Method::Invite | Method::Cancel => {
+                let slot = if self.inbound_key(msg) {
+                    self.by_inbound.get(self.key.as_slice()).copied()
+                } else {
+                    None
+                };
+                match (slot, method) {
+                    (Some(slot), Method::Invite) => {
+                        if let Some(call) = self.calls.get_mut(slot) {
+                            call.on_invite_again(now, &mut self.ctx, msg);
+                        }
+                        self.settle(slot);
+                    }
+                    (Some(slot), _) => {
+                        if let Some(call) = self.calls.get_mut(slot) {
+                            call.on_cancel(now, &mut self.ctx, msg, inc);
+                        }
+                        self.settle(slot);
+                    }
+                    (None, Method::Invite) => self.new_call(now, msg, inc),
+                    (None, _) => self.reply(msg, inc, 481),
+                }
+            }
+            _ => {
+                let (number, host) = number_and_host(msg);
+                let known = self
+                    .routing
+                    .identify(inc.source.ip(), msg, number.unwrap_or_default(), host)
+                    .is_some();
+                if !known {
+                    self.ctx.stats.unknown_source += 1;
+                    debug!(source = %inc.source, "request from no trunk: 403");
+                    self.reply(msg, inc, 403);
+                } else if method == Method::Options {
+                    self.reply(msg, inc, 200);
+                } else {
+                    self.reply(msg, inc, 405);
+                }
+            }
+        }
+    }
+
+    fn new_call(&mut self, now: Instant, msg: &Message<'_, '_>, inc: Incoming<'_>) {
+        let (number, host) = number_and_host(msg);
+        let raw_number = number.unwrap_or_default();
+        let routing = Arc::clone(&self.routing);
+        let Some(trunk) = routing.identify(inc.source.ip(), msg, raw_number, host) else {
+            self.ctx.stats.unknown_source += 1;
+            debug!(source = %inc.source, "INVITE from no trunk: 403");
+            self.reply(msg, inc, 403);
+            return;
+        };
+        if self.draining {
+            self.reply(msg, inc, 503);
+            return;
+        }
+        let max_forwards = match msg.max_forwards() {
+            Ok(Some(0)) => {
+                self.reply(msg, inc, 483);
+                return;
+            }
+            Ok(Some(n)) => n - 1,
+            _ => 69,
+        };
+        let tc = routing.config.trunk(trunk);
+        let number = tc
+            .inbound
+            .prefix
+            .as_ref()
+            .and_then(|p| raw_number.strip_prefix(p.as_bytes()))
+            .unwrap_or(raw_number);
+        if number.is_empty() {
+            self.reply(msg, inc, 404);
+            return;
+        }
+        let Some(targets) = routing.route(trunk, number).map(<[_]>::to_vec) else {
+            debug!(trunk = %tc.name, "no route for the called number: 404");
+            self.reply(msg, inc, 404);
+            return;
+        };
+        if !self.inbound_key(msg) {
+            self.reply(msg, inc, 400);
+            return;
+        }
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;
+        let entry = self.calls.vacant_entry();
+        let slot = entry.key();
+        let token = Token {
+            shard: self.ctx.shard,
+            slot: slot as u32,
+            gen,
+        };
+        let new = NewCall {
+            token,
+            routing: Arc::clone(&routing),
+            from_trunk: trunk,
+            number: number.into(),
+            targets,
+            max_forwards: u32::from(max_forwards),
+            inbound_key: self.key.as_slice().into(),
+            peer: Peer {
+                addr: inc.source,
+                transport: inc.transport,
+                conn: inc.conn,
+            },
+            invite: Bytes::copy_from_slice(&inc.data[..msg.len.min(inc.data.len())]),
+        };
+        match Call::start(now, &mut self.ctx, new, msg) {
+            Ok(call) => {
+                self.by_inbound.insert(call.inbound_key().into(), slot);
+                entry.insert(call);
+                self.ctx.stats.calls_started += 1;
+                self.ctx.event(Event::CallStarted {
+                    trunk: tc.name.clone(),
+                });
+                self.settle(slot);
+            }
+            Err(code) => self.reply(msg, inc, code),
+        }
+    }
+
+    /// After a call handled an input: forget it if it is over, else schedule its next wake-up.
+    fn settle(&mut self, slot: usize) {
+        let Some(call) = self.calls.get_mut(slot) else {
+            return;
+        };
+        if call.is_done() {
+            let call = self.calls.remove(slot);
+            self.by_inbound.remove(call.inbound_key());
+            self.ctx.stats.calls_ended += 1;
+            return;
+        }
+        let next = call.next_deadline();
+        if next.is_some() && next != call.scheduled() {
+            if let Some(at) = next {
+                call.set_scheduled(Some(at));
+                self.wakeups.push(Reverse((at, slot, call.gen())));
+            }
+        }
+    }
+}
+
+impl Side {
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::A => 0,
+            Self::B => 1,
+        }
+    }
+}

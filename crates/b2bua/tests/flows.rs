@@ -1,0 +1,788 @@
+//! Whole call flows through one shard, without sockets: a scripted PBX and carrier exchange
+//! real SIP text with the shard, time is injected, and every message sbcd sends is checked.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use b2bua::{
+    CallResult, Event, Incoming, Locals, Routing, Shard, ShardOptions, Transmit, Transport,
+};
+use sip_codec::{HeaderKind, Message, StartLine, Writer, EMPTY_HEADER};
+
+const SBC: &str = "127.0.0.1:5060";
+const PBX: &str = "127.0.0.1:5070";
+const CARRIER: &str = "127.0.0.2:5080";
+const BACKUP: &str = "127.0.0.3:5090";
+
+const CONFIG: &str = r#"
+[sip]
+listen = ["udp:127.0.0.1:5060"]
+[media]
+listen = "127.0.0.1"
+port_min = 20000
+port_max = 20099
+[admin]
+listen = "127.0.0.1:9060"
+[[trunk]]
+name = "pbx"
+inbound.allow = ["127.0.0.1/32"]
+outbound.uri = "sip:127.0.0.1:5070"
+[[trunk]]
+name = "carrier"
+inbound.allow = ["127.0.0.2/32"]
+outbound.uri = "sip:127.0.0.2:5080"
+[[trunk]]
+name = "backup"
+inbound.allow = ["127.0.0.3/32"]
+outbound.uri = "sip:127.0.0.3:5090"
+[[route]]
+from = "pbx"
+match = "^[0-9]+$"
+to = ["carrier", "backup"]
+[[route]]
+from = "carrier"
+to = ["pbx"]
+"#;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// A shard and a clock.
+struct Net {
+    shard: Shard,
+    now: Instant,
+}
+
+impl Net {
+    fn new() -> Self {
+        let config = sbc_config::load_str(CONFIG, Path::new(".")).expect("test config");
+        let routing = Arc::new(Routing::new(config, |_, _, _| None));
+        let locals = Locals::new(&[(Transport::Udp, addr(SBC))], None);
+        let opts = ShardOptions {
+            seed: 7,
+            ..ShardOptions::default()
+        };
+        Self {
+            shard: Shard::new(&opts, routing, locals),
+            now: Instant::now(),
+        }
+    }
+
+    /// `from` sends `msg` to sbcd; returns what sbcd sends in reply.
+    fn send(&mut self, from: &str, msg: &[u8]) -> Vec<Sent> {
+        self.shard.handle_message(
+            self.now,
+            Incoming {
+                data: msg,
+                source: addr(from),
+                transport: Transport::Udp,
+                conn: None,
+            },
+        );
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<Sent> {
+        std::iter::from_fn(|| self.shard.poll_transmit())
+            .map(Sent::from)
+            .collect()
+    }
+
+    /// Advances the clock by `d`, running timers on the way.
+    fn advance(&mut self, d: Duration) -> Vec<Sent> {
+        let end = self.now + d;
+        let mut out = Vec::new();
+        while let Some(t) = self.shard.poll_timeout().filter(|&t| t <= end) {
+            self.now = self.now.max(t);
+            self.shard.handle_timeout(self.now);
+            out.extend(self.drain());
+        }
+        self.now = end;
+        out
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.shard.poll_event()).collect()
+    }
+}
+
+/// One message sbcd sent.
+#[derive(Debug, Clone)]
+struct Sent {
+    to: SocketAddr,
+    text: String,
+}
+
+impl From<Transmit> for Sent {
+    fn from(t: Transmit) -> Self {
+        Self {
+            to: t.dest,
+            text: String::from_utf8(t.data.to_vec()).expect("sbcd writes UTF-8 here"),
+        }
+    }
+}
+
+impl Sent {
+    fn with<R>(&self, f: impl FnOnce(&Message<'_, '_>) -> R) -> R {
+        let mut hs = [EMPTY_HEADER; 64];
+        let msg = sip_codec::parse(self.text.as_bytes(), &mut hs).expect("sbcd's output parses");
+        msg.validate().expect("sbcd's output is valid");
+        f(&msg)
+    }
+    fn code(&self) -> Option<u16> {
+        self.with(|m| m.status_code())
+    }
+    fn method(&self) -> Option<String> {
+        self.with(|m| match m.start {
+            StartLine::Request { method_raw, .. } => {
+                Some(String::from_utf8_lossy(method_raw).into_owned())
+            }
+            StartLine::Response { .. } => None,
+        })
+    }
+    fn header(&self, kind: HeaderKind) -> Option<String> {
+        self.with(|m| {
+            m.header(kind)
+                .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        })
+    }
+    fn cseq(&self) -> (u32, String) {
+        self.with(|m| {
+            let c = m.cseq().unwrap();
+            (c.seq, String::from_utf8_lossy(c.method).into_owned())
+        })
+    }
+    fn vias(&self) -> usize {
+        self.with(|m| m.vias().count())
+    }
+    fn body(&self) -> String {
+        self.with(|m| String::from_utf8_lossy(m.body).into_owned())
+    }
+}
+
+/// The one message in `sent` that goes to `to` and satisfies `pred`.
+fn one<'a>(sent: &'a [Sent], to: &str, what: &str, pred: impl Fn(&Sent) -> bool) -> &'a Sent {
+    let found: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.to == addr(to) && pred(s))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {what} to {to}, got {}: {sent:#?}",
+        found.len()
+    );
+    found[0]
+}
+
+fn is_req(m: &'static str) -> impl Fn(&Sent) -> bool {
+    move |s| s.method().as_deref() == Some(m)
+}
+
+fn is_code(c: u16) -> impl Fn(&Sent) -> bool {
+    move |s| s.code() == Some(c)
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+
+/// The PBX's INVITE to sbcd.
+fn pbx_invite(call_id: &str, number: &str) -> Vec<u8> {
+    format!(
+        "INVITE sip:{number}@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-pbx-{call_id};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Alice\" <sip:2001@127.0.0.1:5070>;tag=pbxtag\r\n\
+         To: <sip:{number}@127.0.0.1:5060>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 10 INVITE\r\n\
+         Contact: <sip:2001@127.0.0.1:5070>\r\n\
+         X-Internal: secret-pbx-thing\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+    .into_bytes()
+}
+
+/// A response from a UA to `req`, with `to_tag` and a Contact at `contact`.
+fn answer(
+    req: &Sent,
+    code: u16,
+    to_tag: &str,
+    contact: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> Vec<u8> {
+    req.with(|m| {
+        let mut out = Vec::new();
+        let mut w = Writer::new(&mut out);
+        w.status_line(code, b"Whatever");
+        w.copy_all(m, |h| {
+            matches!(
+                h.kind,
+                HeaderKind::Via | HeaderKind::From | HeaderKind::CallId | HeaderKind::CSeq
+            )
+        });
+        let to = m.header(HeaderKind::To).unwrap().value;
+        if m.to().unwrap().tag().is_some() {
+            w.header(HeaderKind::To, to);
+        } else {
+            w.header_parts(b"To", &[to, b";tag=", to_tag.as_bytes()]);
+        }
+        w.header_parts(b"Contact", &[b"<sip:ua@", contact.as_bytes(), b">"]);
+        for (n, v) in extra {
+            w.header_named(n.as_bytes(), v.as_bytes());
+        }
+        if body.is_empty() {
+            w.finish();
+        } else {
+            w.header(HeaderKind::ContentType, b"application/sdp");
+            w.finish_with_body(body.as_bytes());
+        }
+        out
+    })
+}
+
+/// An in-dialog request on a leg, built from what that side knows: `dialog` is a message of
+/// the dialog as that side saw it (a request it received, or a 2xx it received).
+fn in_dialog(
+    method: &str,
+    ruri: &str,
+    from_side: &str,
+    dialog: &Sent,
+    seq: u32,
+    i_am_uac: bool,
+    body: &str,
+) -> Vec<u8> {
+    dialog.with(|m| {
+        let from = m.header(HeaderKind::From).unwrap().value;
+        let to = m.header(HeaderKind::To).unwrap().value;
+        let (f, t) = if i_am_uac { (from, to) } else { (to, from) };
+        let mut out = Vec::new();
+        let mut w = Writer::new(&mut out);
+        w.request_line(method.as_bytes(), &[ruri.as_bytes()]);
+        w.header_parts(
+            b"Via",
+            &[
+                b"SIP/2.0/UDP ",
+                from_side.as_bytes(),
+                b";branch=z9hG4bK-",
+                method.as_bytes(),
+                itoa::Buffer::new().format(seq).as_bytes(),
+            ],
+        );
+        w.header_u32(HeaderKind::MaxForwards, 70);
+        w.header(HeaderKind::From, f).header(HeaderKind::To, t);
+        w.header(HeaderKind::CallId, m.call_id().unwrap());
+        w.cseq(seq, method.as_bytes());
+        if method == "INVITE" {
+            w.header_parts(b"Contact", &[b"<sip:ua@", from_side.as_bytes(), b">"]);
+        }
+        if body.is_empty() {
+            w.finish();
+        } else {
+            w.header(HeaderKind::ContentType, b"application/sdp");
+            w.finish_with_body(body.as_bytes());
+        }
+        out
+    })
+}
+
+fn assert_hidden(msg: &Sent, secrets: &[&str]) {
+    for s in secrets {
+        assert!(!msg.text.contains(s), "{s:?} leaked into:\n{}", msg.text);
+    }
+}
+
+/// The PBX calls; the carrier rings and answers; the PBX ACKs. Returns the carrier's INVITE,
+/// the 200 the PBX got and the carrier's 200.
+fn establish(net: &mut Net, call_id: &str) -> (Sent, Sent) {
+    let out = net.send(PBX, &pbx_invite(call_id, "12125551234"));
+    one(&out, PBX, "100 Trying", is_code(100));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    assert_eq!(inv.vias(), 1, "one Via: sbcd's own");
+    assert!(
+        inv.text
+            .starts_with("INVITE sip:12125551234@127.0.0.2:5080 SIP/2.0\r\n"),
+        "{}",
+        inv.text
+    );
+    assert_eq!(inv.header(HeaderKind::MaxForwards).as_deref(), Some("69"));
+    assert_eq!(
+        inv.cseq(),
+        (1, "INVITE".into()),
+        "the outbound leg numbers its own CSeq"
+    );
+    assert_eq!(inv.body(), SDP);
+    assert_hidden(
+        &inv,
+        &[call_id, "5070", "pbxtag", "z9hG4bK-pbx", "X-Internal"],
+    );
+
+    let out = net.send(
+        CARRIER,
+        &answer(&inv, 180, "carrier", "127.0.0.2:5080", &[], ""),
+    );
+    let ringing = one(&out, PBX, "180", is_code(180));
+    assert_hidden(ringing, &["127.0.0.2", "carrier"]);
+    let out = net.send(
+        CARRIER,
+        &answer(&inv, 200, "carrier", "127.0.0.2:5080", &[], SDP),
+    );
+    let ok = one(&out, PBX, "200", is_code(200)).clone();
+    assert_eq!(ok.header(HeaderKind::CallId).as_deref(), Some(call_id));
+    assert_eq!(ok.cseq(), (10, "INVITE".into()));
+    assert!(
+        ok.text.contains(";received=127.0.0.1") && ok.text.contains(";rport=5070"),
+        "{}",
+        ok.text
+    );
+    assert_hidden(&ok, &["127.0.0.2", "tag=carrier"]);
+    let ack = one(&out, CARRIER, "ACK", is_req("ACK"));
+    assert_eq!(ack.cseq(), (1, "ACK".into()));
+    assert!(ack.header(HeaderKind::To).unwrap().contains("tag=carrier"));
+
+    let out = net.send(
+        PBX,
+        &in_dialog("ACK", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 10, true, ""),
+    );
+    assert!(out.is_empty(), "the ACK stops at sbcd: {out:#?}");
+    (inv, ok)
+}
+
+#[test]
+fn basic_call_caller_hangs_up() {
+    let mut net = Net::new();
+    let (inv, ok) = establish(&mut net, "call-1");
+    assert!(
+        net.advance(Duration::from_secs(10)).is_empty(),
+        "no 2xx retransmission after the ACK"
+    );
+
+    let out = net.send(
+        PBX,
+        &in_dialog("BYE", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 11, true, ""),
+    );
+    one(&out, PBX, "200 for BYE", is_code(200));
+    let bye = one(&out, CARRIER, "BYE", is_req("BYE"));
+    assert_eq!(bye.cseq(), (2, "BYE".into()), "the outbound leg's CSeq + 1");
+    assert!(
+        bye.text.starts_with("BYE sip:ua@127.0.0.2:5080 SIP/2.0"),
+        "to the remote target"
+    );
+    let out = net.send(
+        CARRIER,
+        &answer(bye, 200, "carrier", "127.0.0.2:5080", &[], ""),
+    );
+    assert!(out.is_empty(), "{out:#?}");
+    let _ = inv;
+    let ev = net.events();
+    assert!(
+        ev.contains(&Event::CallEnded {
+            trunk: "pbx".into(),
+            to: Some("carrier".into()),
+            result: CallResult::Answered
+        }),
+        "{ev:?}"
+    );
+    net.advance(Duration::from_secs(40));
+    assert_eq!(
+        net.shard.calls(),
+        0,
+        "the call is forgotten once its transactions end"
+    );
+}
+
+#[test]
+fn callee_hangs_up() {
+    let mut net = Net::new();
+    let (inv, _ok) = establish(&mut net, "call-2");
+    // The carrier is the UAS of the outbound leg: its BYE swaps From and To.
+    let carrier_view = inv.clone();
+    let bye = {
+        let mut s = carrier_view.clone();
+        // the carrier's To tag is "carrier"; build from the INVITE with the tag added
+        s.text = s.text.replacen(
+            "\r\nTo: <sip:12125551234@127.0.0.2:5080>",
+            "\r\nTo: <sip:12125551234@127.0.0.2:5080>;tag=carrier",
+            1,
+        );
+        in_dialog("BYE", "sip:sbcd@127.0.0.1:5060", CARRIER, &s, 1, false, "")
+    };
+    let out = net.send(CARRIER, &bye);
+    one(&out, CARRIER, "200 for BYE", is_code(200));
+    let pbx_bye = one(&out, PBX, "BYE", is_req("BYE"));
+    assert!(
+        pbx_bye
+            .text
+            .starts_with("BYE sip:2001@127.0.0.1:5070 SIP/2.0"),
+        "{}",
+        pbx_bye.text
+    );
+    assert_eq!(
+        pbx_bye.cseq(),
+        (1, "BYE".into()),
+        "sbcd's first request on the inbound leg"
+    );
+    assert!(pbx_bye
+        .header(HeaderKind::To)
+        .unwrap()
+        .contains("tag=pbxtag"));
+    assert_eq!(
+        pbx_bye.header(HeaderKind::CallId).as_deref(),
+        Some("call-2")
+    );
+    assert_hidden(pbx_bye, &["127.0.0.2"]);
+}
+
+#[test]
+fn cancel_before_answer() {
+    let mut net = Net::new();
+    let invite = pbx_invite("call-3", "12125551234");
+    let out = net.send(PBX, &invite);
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    net.send(CARRIER, &answer(&inv, 180, "c3", "127.0.0.2:5080", &[], ""));
+    let cancel = String::from_utf8(invite.clone()).unwrap();
+    let cancel = cancel
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 10 INVITE", "CSeq: 10 CANCEL")
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            "Content-Length: 0",
+        )
+        + "\r\n\r\n";
+    let out = net.send(PBX, cancel.as_bytes());
+    one(&out, PBX, "200 for CANCEL", |s| {
+        s.code() == Some(200) && s.cseq().1 == "CANCEL"
+    });
+    let t487 = one(&out, PBX, "487", is_code(487));
+    assert_eq!(t487.cseq(), (10, "INVITE".into()));
+    let c = one(&out, CARRIER, "CANCEL", is_req("CANCEL"));
+    assert_eq!(c.cseq(), (1, "CANCEL".into()));
+    assert_eq!(
+        c.header(HeaderKind::Via),
+        inv.header(HeaderKind::Via),
+        "CANCEL has the INVITE's Via (§9.1)"
+    );
+    let out = net.send(CARRIER, &answer(c, 200, "c3", "127.0.0.2:5080", &[], ""));
+    assert!(out.is_empty(), "{out:#?}");
+    let out = net.send(CARRIER, &answer(&inv, 487, "c3", "127.0.0.2:5080", &[], ""));
+    let ack = one(&out, CARRIER, "ACK for 487", is_req("ACK"));
+    assert_eq!(
+        ack.header(HeaderKind::Via),
+        inv.header(HeaderKind::Via),
+        "non-2xx ACK: same branch"
+    );
+    assert!(
+        out.iter().all(|s| s.to != addr(PBX)),
+        "the 487 is not relayed twice"
+    );
+    // The PBX ACKs the 487.
+    let ack487 = in_dialog(
+        "ACK",
+        "sip:12125551234@127.0.0.1:5060",
+        PBX,
+        t487,
+        10,
+        true,
+        "",
+    )
+    .into_iter()
+    .collect::<Vec<u8>>();
+    let ack487 = String::from_utf8(ack487)
+        .unwrap()
+        .replace("z9hG4bK-ACK10", "z9hG4bK-pbx-call-3");
+    assert!(net.send(PBX, ack487.as_bytes()).is_empty());
+    net.advance(Duration::from_secs(60));
+    assert_eq!(net.shard.calls(), 0);
+    let ev = net.events();
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::CallEnded {
+                result: CallResult::Cancelled,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn busy_is_mapped_back() {
+    let mut net = Net::new();
+    let out = net.send(PBX, &pbx_invite("call-4", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    let out = net.send(CARRIER, &answer(&inv, 486, "c4", "127.0.0.2:5080", &[], ""));
+    one(&out, CARRIER, "ACK", is_req("ACK"));
+    let busy = one(&out, PBX, "486", is_code(486));
+    assert!(
+        busy.text.starts_with("SIP/2.0 486 Whatever\r\n"),
+        "reason phrase relayed"
+    );
+    assert!(
+        out.iter().all(|s| s.to != addr(BACKUP)),
+        "486 does not fail over"
+    );
+}
+
+#[test]
+fn failover_on_503_then_last_failure() {
+    let mut net = Net::new();
+    let out = net.send(PBX, &pbx_invite("call-5", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    let out = net.send(CARRIER, &answer(&inv, 503, "c5", "127.0.0.2:5080", &[], ""));
+    one(&out, CARRIER, "ACK", is_req("ACK"));
+    assert!(
+        out.iter()
+            .all(|s| s.to != addr(PBX) || s.code() == Some(100)),
+        "no failure to the PBX yet"
+    );
+    let inv2 = one(&out, BACKUP, "INVITE to backup", is_req("INVITE")).clone();
+    assert_ne!(
+        inv2.header(HeaderKind::CallId),
+        inv.header(HeaderKind::CallId),
+        "a new outbound leg"
+    );
+    let out = net.send(
+        BACKUP,
+        &answer(&inv2, 200, "b5", "127.0.0.3:5090", &[], SDP),
+    );
+    one(&out, PBX, "200", is_code(200));
+
+    // Both fail: the PBX gets the last failure.
+    let out = net.send(PBX, &pbx_invite("call-6", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    let out = net.send(CARRIER, &answer(&inv, 500, "c6", "127.0.0.2:5080", &[], ""));
+    let inv2 = one(&out, BACKUP, "INVITE to backup", is_req("INVITE")).clone();
+    let out = net.send(BACKUP, &answer(&inv2, 502, "b6", "127.0.0.3:5090", &[], ""));
+    one(&out, PBX, "502", is_code(502));
+}
+
+#[test]
+fn timer_b_on_a_silent_carrier_fails_over() {
+    let mut net = Net::new();
+    let out = net.send(PBX, &pbx_invite("call-7", "12125551234"));
+    one(&out, CARRIER, "INVITE", is_req("INVITE"));
+    let out = net.advance(Duration::from_millis(31_999));
+    let retrans = out.iter().filter(|s| s.to == addr(CARRIER)).count();
+    assert_eq!(retrans, 6, "Timer A: 0.5+1+2+4+8+16 s: {out:#?}");
+    let out = net.advance(Duration::from_millis(2));
+    one(&out, BACKUP, "INVITE after Timer B", is_req("INVITE"));
+}
+
+#[test]
+fn unknown_source_gets_403_and_no_call() {
+    let mut net = Net::new();
+    let out = net.send("192.0.2.66:5060", &pbx_invite("call-8", "12125551234"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].code(), Some(403));
+    assert_eq!(out[0].to, addr("192.0.2.66:5060"));
+    assert_eq!(net.shard.calls(), 0);
+}
+
+#[test]
+fn options_keepalive_gets_200() {
+    let mut net = Net::new();
+    let opt = "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5080;branch=z9hG4bKopt1\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.2>;tag=p1\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: opt1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let out = net.send(CARRIER, opt.as_bytes());
+    let ok = one(&out, CARRIER, "200", is_code(200));
+    assert!(ok.header(HeaderKind::Allow).unwrap().contains("INVITE"));
+    assert!(ok.header(HeaderKind::To).unwrap().contains(";tag="));
+}
+
+#[test]
+fn max_forwards_zero_is_483() {
+    let mut net = Net::new();
+    let inv = String::from_utf8(pbx_invite("call-9", "12125551234"))
+        .unwrap()
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let out = net.send(PBX, inv.as_bytes());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].code(), Some(483));
+}
+
+#[test]
+fn no_route_is_404() {
+    let mut net = Net::new();
+    let out = net.send(PBX, &pbx_invite("call-10", "alice"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].code(), Some(404));
+}
+
+#[test]
+fn retransmitted_invite_is_absorbed() {
+    let mut net = Net::new();
+    let invite = pbx_invite("call-11", "12125551234");
+    net.send(PBX, &invite);
+    let out = net.send(PBX, &invite);
+    assert_eq!(out.len(), 1, "only the 100 again: {out:#?}");
+    assert_eq!(out[0].code(), Some(100));
+    assert_eq!(net.shard.calls(), 1);
+}
+
+#[test]
+fn lost_ack_retransmits_2xx_then_tears_down() {
+    let mut net = Net::new();
+    let out = net.send(PBX, &pbx_invite("call-12", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    net.send(
+        CARRIER,
+        &answer(&inv, 200, "c12", "127.0.0.2:5080", &[], SDP),
+    );
+    let out = net.advance(Duration::from_millis(31_900));
+    let oks = out
+        .iter()
+        .filter(|s| s.to == addr(PBX) && s.code() == Some(200))
+        .count();
+    assert_eq!(
+        oks, 10,
+        "2xx at 0.5, 1.5, 3.5, 7.5, 11.5 … (T1 doubling to T2): {out:#?}"
+    );
+    let out = net.advance(Duration::from_millis(200));
+    let bye_b = one(&out, CARRIER, "BYE to the carrier", is_req("BYE"));
+    assert!(bye_b.header(HeaderKind::Reason).is_some());
+    one(&out, PBX, "BYE to the PBX", is_req("BYE"));
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        Event::CallEnded {
+            result: CallResult::Timeout,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn reinvite_hold_from_the_carrier() {
+    let mut net = Net::new();
+    let (inv, ok) = establish(&mut net, "call-13");
+    let _ = ok;
+    let mut dialog = inv.clone();
+    dialog.text = dialog.text.replacen(
+        "\r\nTo: <sip:12125551234@127.0.0.2:5080>",
+        "\r\nTo: <sip:12125551234@127.0.0.2:5080>;tag=carrier",
+        1,
+    );
+    let hold = SDP.replace(
+        "m=audio 6000 RTP/AVP 0\r\n",
+        "m=audio 6000 RTP/AVP 0\r\na=sendonly\r\n",
+    );
+    let reinv = in_dialog(
+        "INVITE",
+        "sip:sbcd@127.0.0.1:5060",
+        CARRIER,
+        &dialog,
+        1,
+        false,
+        &hold,
+    );
+    let out = net.send(CARRIER, &reinv);
+    one(&out, CARRIER, "100", is_code(100));
+    let to_pbx = one(&out, PBX, "re-INVITE", is_req("INVITE")).clone();
+    assert_eq!(to_pbx.body(), hold, "SDP passes byte-exact");
+    assert_eq!(to_pbx.cseq(), (1, "INVITE".into()));
+    assert!(to_pbx
+        .text
+        .starts_with("INVITE sip:2001@127.0.0.1:5070 SIP/2.0"));
+    assert_hidden(&to_pbx, &["127.0.0.2", "tag=carrier"]);
+    let out = net.send(
+        PBX,
+        &answer(&to_pbx, 200, "ignored", "127.0.0.1:5070", &[], SDP),
+    );
+    one(&out, PBX, "ACK to the PBX", is_req("ACK"));
+    let ok_b = one(&out, CARRIER, "200 to the carrier", is_code(200)).clone();
+    assert_eq!(ok_b.cseq(), (1, "INVITE".into()));
+    // The carrier ACKs: the retransmission stops.
+    let ack = in_dialog(
+        "ACK",
+        "sip:sbcd@127.0.0.1:5060",
+        CARRIER,
+        &dialog,
+        1,
+        false,
+        "",
+    );
+    net.send(CARRIER, &ack);
+    let out = net.advance(Duration::from_secs(5));
+    assert!(out.iter().all(|s| s.code() != Some(200)), "{out:#?}");
+}
+
+#[test]
+fn prack_for_a_reliable_provisional() {
+    let mut net = Net::new();
+    let out = net.send(PBX, &pbx_invite("call-14", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    assert!(inv
+        .header(HeaderKind::Supported)
+        .unwrap()
+        .contains("100rel"));
+    let r180 = answer(
+        &inv,
+        180,
+        "c14",
+        "127.0.0.2:5080",
+        &[("Require", "100rel"), ("RSeq", "1")],
+        "",
+    );
+    let out = net.send(CARRIER, &r180);
+    let prack = one(&out, CARRIER, "PRACK", is_req("PRACK"));
+    assert_eq!(
+        prack.header(HeaderKind::RAck).as_deref(),
+        Some("1 1 INVITE")
+    );
+    assert_eq!(prack.cseq(), (2, "PRACK".into()));
+    let ringing = one(&out, PBX, "180", is_code(180));
+    assert!(
+        ringing.header(HeaderKind::Require).is_none() && ringing.header(HeaderKind::RSeq).is_none(),
+        "unreliable on the inbound leg"
+    );
+    // The retransmitted 180 is not PRACKed twice.
+    let out = net.send(CARRIER, &r180);
+    assert!(out.iter().all(|s| s.method().as_deref() != Some("PRACK")));
+    let out = net.send(
+        CARRIER,
+        &answer(prack, 200, "c14", "127.0.0.2:5080", &[], ""),
+    );
+    assert!(out.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn delayed_offer_ack_carries_the_answer() {
+    let mut net = Net::new();
+    let inv = String::from_utf8(pbx_invite("call-15", "12125551234")).unwrap();
+    let inv = inv
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            "Content-Length: 0",
+        )
+        + "\r\n\r\n";
+    let out = net.send(PBX, inv.as_bytes());
+    let b_inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    let out = net.send(
+        CARRIER,
+        &answer(&b_inv, 200, "c15", "127.0.0.2:5080", &[], SDP),
+    );
+    let ok = one(&out, PBX, "200 with the offer", is_code(200)).clone();
+    assert_eq!(ok.body(), SDP);
+    assert!(
+        out.iter().all(|s| s.to != addr(CARRIER)),
+        "the ACK waits for the answer"
+    );
+    let out = net.send(
+        PBX,
+        &in_dialog("ACK", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 10, true, SDP),
+    );
+    let ack = one(&out, CARRIER, "ACK with the answer", is_req("ACK"));
+    assert_eq!(ack.body(), SDP);
+}
