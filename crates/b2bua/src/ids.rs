@@ -14,6 +14,11 @@
 
 use std::fmt;
 
+/// Generations count modulo this (20 bits), slots stay below it: both fit every encoding.
+pub(crate) const MAX_GEN: u32 = 1 << 20;
+/// Slots per shard (calls held at once by one shard).
+pub(crate) const MAX_SLOTS: usize = 1 << 20;
+
 /// The magic cookie of an RFC 3261 branch (§8.1.1.7).
 pub(crate) const COOKIE: &[u8] = b"z9hG4bK";
 
@@ -109,27 +114,36 @@ impl Token {
         })
     }
 
-    /// Does a stored generation match this token's (which keeps 24 bits)?
+    /// Does a stored generation match this token's? Generations wrap at 2^20 (see
+    /// [`MAX_GEN`]), so every encoding keeps them whole.
     pub(crate) fn gen_matches(self, gen: u32) -> bool {
-        self.gen == gen & 0xff_ffff
+        self.gen == gen
     }
 
-    /// A 64-bit form for transport error tokens: slot, generation and a transaction id.
+    /// A 64-bit form for transport error tokens: shard (8 bits), slot (20), generation (20),
+    /// transaction id (16). The daemon finds the shard of a failed send from the top byte.
     pub(crate) fn pack(self, txn: u16) -> u64 {
-        u64::from(self.slot & 0xff_ffff) << 40
-            | u64::from(self.gen & 0xff_ffff) << 16
+        u64::from(self.shard & 0xff) << 56
+            | u64::from(self.slot & 0xf_ffff) << 36
+            | u64::from(self.gen & 0xf_ffff) << 16
             | u64::from(txn)
     }
 
-    /// The inverse of [`pack`](Self::pack) for this shard.
-    pub(crate) fn unpack(shard: u16, v: u64) -> (Self, u16) {
+    /// The inverse of [`pack`](Self::pack).
+    pub(crate) fn unpack(v: u64) -> (Self, u16) {
         let t = Self {
-            shard,
-            slot: (v >> 40) as u32 & 0xff_ffff,
-            gen: (v >> 16) as u32 & 0xff_ffff,
+            shard: (v >> 56) as u16,
+            slot: (v >> 36) as u32 & 0xf_ffff,
+            gen: (v >> 16) as u32 & 0xf_ffff,
         };
         (t, v as u16)
     }
+}
+
+/// The shard a transport error token belongs to (see [`Token::pack`]).
+#[must_use]
+pub fn token_shard(token: u64) -> u16 {
+    (token >> 56) as u16
 }
 
 /// Writes a branch: `z9hG4bK` + token + leg + transaction id + 8 random digits.
@@ -210,8 +224,8 @@ mod tests {
 
     const T: Token = Token {
         shard: 3,
-        slot: 0x12_3456,
-        gen: 0xab_cdef,
+        slot: 0x2_3456,
+        gen: 0xb_cdef,
     };
 
     #[test]
@@ -246,7 +260,7 @@ mod tests {
 
     #[test]
     fn pack_unpack() {
-        let (t, txn) = Token::unpack(3, T.pack(9));
+        let (t, txn) = Token::unpack(T.pack(9));
         assert_eq!((t, txn), (T, 9));
     }
 }

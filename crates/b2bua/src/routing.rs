@@ -190,6 +190,15 @@ impl Locals {
         Self { list }
     }
 
+    /// `udp 127.0.0.1:5060` for each socket, as written into Via (for logs).
+    #[must_use]
+    pub fn describe(&self) -> Vec<String> {
+        self.list
+            .iter()
+            .map(|l| format!("{} {}", l.transport, String::from_utf8_lossy(&l.sent_by)))
+            .collect()
+    }
+
     /// The socket to send to `dest` on `transport` from.
     pub(crate) fn find(&self, transport: Transport, dest: SocketAddr) -> Option<&Local> {
         self.list

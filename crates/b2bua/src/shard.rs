@@ -256,7 +256,7 @@ impl Shard {
 
     /// A send failed; `token` is the one of the [`Transmit`].
     pub fn handle_transport_error(&mut self, now: Instant, token: u64) {
-        let (t, txn) = Token::unpack(self.ctx.shard, token);
+        let (t, txn) = Token::unpack(token);
         let slot = t.slot as usize;
         if let Some(call) = self.calls.get_mut(slot).filter(|c| t.gen_matches(c.gen())) {
             call.handle_transport_error(now, &mut self.ctx, txn);
@@ -476,8 +476,13 @@ impl Shard {
             self.reply(msg, inc, 400);
             return;
         }
+        if self.calls.len() >= ids::MAX_SLOTS - 1 {
+            self.reply(msg, inc, 503);
+            return;
+        }
         let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;
+        // 1..MAX_GEN: generation 0 never names a call (stateless sends use token 0).
+        self.next_gen = self.next_gen % (ids::MAX_GEN - 1) + 1;
         let entry = self.calls.vacant_entry();
         let slot = entry.key();
         let token = Token {
