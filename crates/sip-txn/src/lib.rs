@@ -9,11 +9,21 @@
 //!
 //! Retransmissions are absorbed here on unreliable transports (UDP) and never happen on
 //! reliable ones (TCP, TLS), as §17.1.1.2 and §17.1.2.2 require.
+//!
+//! # Matching
+//! Which transaction a message belongs to is the caller's lookup: a [`ServerKey`] from a request
+//! (§17.2.3, RFC 2543 fallback included) or a [`ClientKey`] from a response (§17.1.3), found
+//! without allocating in a [`TxnTable`] of stored keys. A request that matches nothing creates a
+//! server transaction, except an ACK, which acknowledges a 2xx and goes to the TU (§17.2.3); a
+//! CANCEL gets its own transaction and the TU finds the INVITE it targets with
+//! [`ServerKey::invite_of_cancel`] (§9.2). A response that matches nothing goes to the TU core
+//! (§18.1.2).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod client_invite;
 mod client_non_invite;
+mod key;
 mod machine;
 mod outbox;
 mod server_invite;
@@ -22,6 +32,7 @@ mod timer;
 
 pub use client_invite::{ClientInvite, ClientInviteState};
 pub use client_non_invite::{ClientNonInvite, ClientState};
+pub use key::{ClientKey, KeyError, OwnedClientKey, OwnedServerKey, ServerKey, TableKey, TxnTable};
 pub use server_invite::{ServerInvite, ServerInviteState};
 pub use server_non_invite::{ServerNonInvite, ServerState};
 pub use timer::{Timer, TimerTable, Timers};
