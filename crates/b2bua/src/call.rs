@@ -833,9 +833,38 @@ impl Call {
     // ---------------------------------------------------------------------------------------
     // Inputs.
 
-    /// The inbound INVITE again (a retransmission).
-    pub(crate) fn on_invite_again(&mut self, now: Instant, ctx: &mut Ctx, _msg: &Message<'_, '_>) {
+    /// The inbound INVITE again: a retransmission (same branch) is absorbed by the server
+    /// transaction; the same Call-ID and From tag with another branch is a request that forked
+    /// and merged on its way here (§8.2.2.2): 482.
+    pub(crate) fn on_invite_again(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        msg: &Message<'_, '_>,
+        inc: Incoming<'_>,
+    ) {
         let id = self.a_invite;
+        let branch = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .unwrap_or_default();
+        if self
+            .servers
+            .iter()
+            .any(|s| s.id == id && !s.branch.eq_ignore_ascii_case(branch))
+        {
+            let peer = Peer {
+                addr: inc.source,
+                transport: inc.transport,
+                conn: inc.conn,
+            };
+            let tag = self.legs[0].local_tag.clone();
+            if let Some(r) = build::stateless_response(msg, inc.source, 482, &tag, |_| {}) {
+                ctx.send(r, peer, 0);
+            }
+            return;
+        }
         if let Some(s) = self.server(id) {
             if let ServerMachine::Invite(m) = &mut s.machine {
                 m.handle_request_retransmission(now);

@@ -401,7 +401,7 @@ impl Shard {
                 match (slot, method) {
                     (Some(slot), Method::Invite) => {
                         if let Some(call) = self.calls.get_mut(slot) {
-                            call.on_invite_again(now, &mut self.ctx, msg);
+                            call.on_invite_again(now, &mut self.ctx, msg, inc);
                         }
                         self.settle(slot);
                     }

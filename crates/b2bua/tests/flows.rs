@@ -786,3 +786,15 @@ fn delayed_offer_ack_carries_the_answer() {
     let ack = one(&out, CARRIER, "ACK with the answer", is_req("ACK"));
     assert_eq!(ack.body(), SDP);
 }
+
+#[test]
+fn merged_request_is_482() {
+    let mut net = Net::new();
+    net.send(PBX, &pbx_invite("call-16", "12125551234"));
+    let other = String::from_utf8(pbx_invite("call-16", "12125551234"))
+        .unwrap()
+        .replace("z9hG4bK-pbx-call-16", "z9hG4bK-forked");
+    let out = net.send(PBX, other.as_bytes());
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].code(), Some(482));
+}
