@@ -1,5 +1,7 @@
-//! The daemon: load the configuration, then wait for signals. SIGHUP reloads, SIGTERM and
-//! SIGINT stop. SIP transports, calls and media arrive with later issues.
+//! The daemon: load the configuration, bind the SIP transports, run one signalling shard per
+//! core, then wait for signals. SIGHUP reloads (new calls use the new trunks and routes;
+//! running calls keep theirs), SIGTERM drains (new INVITEs get 503 while running calls go on
+//! for `sip.shutdown_grace_secs`), SIGINT stops at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +12,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use std::time::Duration;
+
+use b2bua::ShardOptions;
+
 use crate::logging::{self, LogControl};
+use crate::shards::{self, Input, ShardSet};
+use crate::transport::{self, TlsSetup, TransportError, TransportOptions, Transports};
 use crate::{EX_CONFIG, EX_SOFTWARE};
 
 /// Runs the daemon until SIGTERM or SIGINT; returns the exit status.
@@ -71,35 +79,152 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    // Published whole on each reload; the shards and the admin endpoint will subscribe.
-    let (config_tx, _config_rx) = watch::channel(config);
+    // Published whole on each reload.
+    let (config_tx, _config_rx) = watch::channel(Arc::clone(&config));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    warn!("sbcd is not serving SIP yet (issue 3); waiting for SIGTERM/SIGINT");
-    loop {
+    let n = shard_count();
+    let (shard_set, receivers) = ShardSet::new(n);
+    let sink = {
+        let s = shard_set.clone();
+        Arc::new(move |inbound| s.dispatch(inbound))
+    };
+    let errors = {
+        let s = shard_set.clone();
+        Arc::new(move |e: TransportError| s.transport_error(&e))
+    };
+    let tls = tls_setup(&config)?;
+    let transports = Transports::bind(
+        &config.sip.listen,
+        tls,
+        TransportOptions::default(),
+        sink,
+        errors,
+        shutdown_rx,
+    )
+    .await
+    .context("binding the SIP listeners")?;
+    let locals = shards::locals(&transports, &config);
+    let routing = {
+        let c = (*config).clone();
+        Arc::new(tokio::task::spawn_blocking(move || shards::routing(c)).await?)
+    };
+    shards::log_start(n, &locals);
+    let mut tasks = Vec::with_capacity(n);
+    for (i, rx) in receivers.into_iter().enumerate() {
+        let opts = ShardOptions {
+            shard: i as u16,
+            shards: n as u16,
+            seed: seed() ^ i as u64,
+            ..ShardOptions::default()
+        };
+        tasks.push(tokio::spawn(shards::run_shard(
+            opts,
+            Arc::clone(&routing),
+            locals.clone(),
+            rx,
+            transports.clone(),
+            Arc::clone(&shard_set.counters),
+        )));
+    }
+    info!("sbcd is serving SIP");
+
+    let grace = loop {
         tokio::select! {
             _ = sigterm.recv() => {
-                info!(signal = "SIGTERM", "shutting down");
-                return Ok(());
+                info!(signal = "SIGTERM", "draining: new calls get 503");
+                break config_tx.borrow().sip.shutdown_grace;
             }
             _ = sigint.recv() => {
                 info!(signal = "SIGINT", "shutting down");
-                return Ok(());
+                break Duration::ZERO;
             }
-            _ = sighup.recv() => reload(&config_path, &config_tx, &log).await,
+            _ = sighup.recv() => {
+                if let Some(new) = reload(&config_path, &config_tx, &log).await {
+                    let routing = Arc::new(tokio::task::spawn_blocking(move || shards::routing((*new).clone())).await?);
+                    shard_set.broadcast(|| Input::Routing(Arc::clone(&routing))).await;
+                }
+            }
+        }
+    };
+    shard_set.broadcast(|| Input::Drain).await;
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let active = shard_set.counters.active_calls();
+        if active == 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(active, "grace period over; exiting with calls up");
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
         }
     }
+    let _ = shutdown_tx.send(true);
+    for t in tasks {
+        t.abort();
+    }
+    info!("sbcd stopped");
+    Ok(())
+}
+
+/// One shard per core.
+fn shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 64)
+}
+
+/// A seed for tags, branches and Call-IDs that differs per process and start.
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// TLS server config from `sip.tls_*` when a tls listener is configured; a client config
+/// from the system roots for outbound TLS.
+fn tls_setup(config: &Config) -> anyhow::Result<TlsSetup> {
+    let server = match &config.sip.tls {
+        Some(files) => {
+            Some(transport::load_server_config(files).context("loading the TLS certificate")?)
+        }
+        None => None,
+    };
+    let client = match transport::client_config(None) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            warn!(error = %e, "no TLS client configuration: outbound tls trunks will fail");
+            None
+        }
+    };
+    Ok(TlsSetup { server, client })
 }
 
 /// Loads the file again off the runtime threads and publishes it if it is valid and changes
 /// nothing that needs a restart; otherwise keeps the running configuration.
-async fn reload(path: &Path, config_tx: &watch::Sender<Arc<Config>>, log: &LogControl) {
+async fn reload(
+    path: &Path,
+    config_tx: &watch::Sender<Arc<Config>>,
+    log: &LogControl,
+) -> Option<Arc<Config>> {
     info!(signal = "SIGHUP", config = %path.display(), "reloading config");
     let owned = path.to_owned();
     let loaded = match tokio::task::spawn_blocking(move || sbc_config::load(&owned)).await {
         Ok(loaded) => loaded,
         Err(e) => {
             error!(error = %e, "config reload task failed; keeping the running config");
-            return;
+            return None;
         }
     };
     let new = match loaded {
@@ -110,7 +235,7 @@ async fn reload(path: &Path, config_tx: &watch::Sender<Arc<Config>>, log: &LogCo
                 errors = errors.len(),
                 "config reload failed; keeping the running config"
             );
-            return;
+            return None;
         }
     };
     let restart_only = config_tx.borrow().restart_required(&new);
@@ -119,7 +244,7 @@ async fn reload(path: &Path, config_tx: &watch::Sender<Arc<Config>>, log: &LogCo
             keys = %restart_only.join(", "),
             "config reload refused: these keys change only on restart; keeping the running config"
         );
-        return;
+        return None;
     }
     log.apply(new.sip.log_level.as_deref());
     info!(
@@ -127,5 +252,7 @@ async fn reload(path: &Path, config_tx: &watch::Sender<Arc<Config>>, log: &LogCo
         routes = new.routes.len(),
         "config reloaded"
     );
-    config_tx.send_replace(Arc::new(new));
+    let new = Arc::new(new);
+    config_tx.send_replace(Arc::clone(&new));
+    Some(new)
 }

@@ -13,6 +13,8 @@
 pub mod cli;
 mod daemon;
 mod logging;
+mod shards;
+pub mod transport;
 
 use std::ffi::OsString;
 use std::io::Write as _;

@@ -16,6 +16,25 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc/sbcd.toml")
 }
 
+/// The sample config with its SIP listeners on ports the kernel picks, so that tests running
+/// at once (and anything else on the machine) do not collide on 5060.
+fn sample_on_free_ports(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    let path = dir.join("sbcd.toml");
+    let text = std::fs::read_to_string(sample()).unwrap();
+    let old = r#"listen = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]"#;
+    assert!(
+        text.contains(old),
+        "the sample's listen line changed; update this test"
+    );
+    std::fs::write(
+        &path,
+        text.replace(old, r#"listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]"#),
+    )
+    .unwrap();
+    path
+}
+
 /// A scratch directory for configuration files.
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -242,7 +261,8 @@ fn help_and_version() {
 fn daemon_runs_until_sigterm() {
     // Under systemd (JOURNAL_STREAM set) lines carry no timestamp: the journal adds its own.
     let mut daemon = Daemon::start(
-        sbcd(&["--config", sample().to_str().unwrap()]).env("JOURNAL_STREAM", "8:12345"),
+        sbcd(&["--config", sample_on_free_ports("run").to_str().unwrap()])
+            .env("JOURNAL_STREAM", "8:12345"),
     );
     let loaded = daemon.wait_for("config loaded");
     assert!(
@@ -253,22 +273,26 @@ fn daemon_runs_until_sigterm() {
         loaded.trim_start().starts_with("INFO"),
         "no timestamp expected: {loaded}"
     );
-    let waiting =
-        daemon.wait_for("sbcd is not serving SIP yet (issue 3); waiting for SIGTERM/SIGINT");
-    assert!(waiting.contains("WARN"), "{waiting}");
+    let bound = daemon.wait_for("SIP listener bound");
+    assert!(bound.contains("listener=udp:127.0.0.1:"), "{bound}");
+    let serving = daemon.wait_for("sbcd is serving SIP");
+    assert!(serving.contains("INFO"), "{serving}");
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(), 0);
-    assert!(
-        daemon.seen.iter().any(|l| l.contains("shutting down")),
-        "{:?}",
-        daemon.seen
-    );
+    for expected in ["draining: new calls get 503", "sbcd stopped"] {
+        assert!(
+            daemon.seen.iter().any(|l| l.contains(expected)),
+            "{expected:?} not in {:?}",
+            daemon.seen
+        );
+    }
 }
 
 #[test]
 fn daemon_exits_on_sigint() {
-    let mut daemon = Daemon::start(&mut sbcd(&["-c", sample().to_str().unwrap()]));
-    daemon.wait_for("waiting for SIGTERM/SIGINT");
+    let path = sample_on_free_ports("sigint");
+    let mut daemon = Daemon::start(&mut sbcd(&["-c", path.to_str().unwrap()]));
+    daemon.wait_for("sbcd is serving SIP");
     daemon.signal("INT");
     assert_eq!(daemon.wait_exit(), 0);
 }
@@ -291,17 +315,15 @@ fn daemon_with_bad_config_exits_78_listing_every_error() {
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
-    assert!(!stderr.contains("not serving SIP"), "{stderr}");
+    assert!(!stderr.contains("serving SIP"), "{stderr}");
 }
 
 #[test]
 fn sighup_reloads_and_keeps_running_on_errors() {
-    let dir = scratch("reload");
-    let path = dir.join("sbcd.toml");
-    let good = std::fs::read_to_string(sample()).unwrap();
-    std::fs::write(&path, &good).unwrap();
+    let path = sample_on_free_ports("reload");
+    let good = std::fs::read_to_string(&path).unwrap();
     let mut daemon = Daemon::start(&mut sbcd(&["-c", path.to_str().unwrap()]));
-    daemon.wait_for("waiting for SIGTERM/SIGINT");
+    daemon.wait_for("sbcd is serving SIP");
 
     // A broken file: every error is logged, the daemon keeps the running config.
     std::fs::write(

@@ -1,0 +1,234 @@
+//! The signalling shards: one task per core, each owning a `b2bua::Shard` (its calls), fed by
+//! the transports through a bounded channel.
+//!
+//! A received message goes to the shard [`b2bua::shard_of`] names (from identifiers sbcd wrote
+//! itself, or a hash of the Call-ID), so each call is touched by one task only and nothing on
+//! the signalling path takes a global lock. A full channel drops the message (the peer
+//! retransmits on UDP) and counts it, rather than queueing without bound.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use b2bua::{Event, Incoming, Locals, Routing, Shard, ShardOptions, Transport};
+use bytes::Bytes;
+use sbc_config::Config;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::transport::{ConnId, Inbound, Outbound, TransportError, Transports};
+
+/// Messages waiting for one shard; beyond this, new ones are dropped.
+const QUEUE: usize = 8192;
+/// Inputs a shard handles before it sends what they produced.
+const BATCH: usize = 64;
+
+/// What a shard task receives.
+#[derive(Debug)]
+pub(crate) enum Input {
+    Message {
+        data: Bytes,
+        source: SocketAddr,
+        transport: Transport,
+        conn: Option<ConnId>,
+    },
+    TransportError(u64),
+    Routing(Arc<Routing>),
+    Drain,
+}
+
+/// Counters shared by the shard tasks and the daemon.
+#[derive(Debug, Default)]
+pub(crate) struct ShardCounters {
+    pub(crate) calls: Vec<AtomicUsize>,
+    pub(crate) dropped_overload: AtomicU64,
+}
+
+impl ShardCounters {
+    pub(crate) fn active_calls(&self) -> usize {
+        self.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// The senders into every shard.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardSet {
+    senders: Arc<[mpsc::Sender<Input>]>,
+    pub(crate) counters: Arc<ShardCounters>,
+}
+
+impl ShardSet {
+    /// Creates `n` channels; the receivers go to [`run_shard`].
+    pub(crate) fn new(n: usize) -> (Self, Vec<mpsc::Receiver<Input>>) {
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(QUEUE)).unzip();
+        let counters = ShardCounters {
+            calls: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            dropped_overload: AtomicU64::new(0),
+        };
+        (
+            Self {
+                senders: senders.into(),
+                counters: Arc::new(counters),
+            },
+            receivers,
+        )
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Hands a received message to its shard (called on the transports' reader tasks).
+    pub(crate) fn dispatch(&self, inbound: Inbound) {
+        let shard = usize::from(b2bua::shard_of(&inbound.data, self.len() as u16));
+        let input = Input::Message {
+            data: inbound.data,
+            source: inbound.source,
+            transport: inbound.transport,
+            conn: inbound.conn,
+        };
+        if self.senders[shard].try_send(input).is_err() {
+            self.counters
+                .dropped_overload
+                .fetch_add(1, Ordering::Relaxed);
+            debug!(shard, "shard queue full: message dropped");
+        }
+    }
+
+    /// Hands a failed send back to the shard that sent it.
+    pub(crate) fn transport_error(&self, e: &TransportError) {
+        debug!(error = %e, "send failed");
+        let shard = usize::from(b2bua::ids::token_shard(e.token));
+        if e.token != 0 {
+            if let Some(s) = self.senders.get(shard) {
+                let _ = s.try_send(Input::TransportError(e.token));
+            }
+        }
+    }
+
+    /// Sends `input` to every shard (config reloads, drain).
+    pub(crate) async fn broadcast(&self, input: impl Fn() -> Input) {
+        for s in self.senders.iter() {
+            let _ = s.send(input()).await;
+        }
+    }
+}
+
+/// Resolves the trunks' next hops (blocking DNS for names; run it off the runtime threads).
+pub(crate) fn routing(config: Config) -> Routing {
+    Routing::new(config, |host, port, _transport| {
+        match (host, port).to_socket_addrs() {
+            Ok(mut addrs) => addrs.next(),
+            Err(e) => {
+                warn!(host, error = %e, "cannot resolve a trunk's host; the trunk is skipped");
+                None
+            }
+        }
+    })
+}
+
+/// sbcd's addresses for Via and Contact: every bound listener, and `sip.advertise`.
+pub(crate) fn locals(transports: &Transports, config: &Config) -> Locals {
+    let bound: Vec<(Transport, SocketAddr)> = transports
+        .bound()
+        .iter()
+        .map(|l| (l.transport, l.addr))
+        .collect();
+    Locals::new(&bound, config.sip.advertise.as_ref())
+}
+
+/// Runs one shard until its channel closes.
+pub(crate) async fn run_shard(
+    opts: ShardOptions,
+    routing: Arc<Routing>,
+    locals: Locals,
+    mut rx: mpsc::Receiver<Input>,
+    transports: Transports,
+    counters: Arc<ShardCounters>,
+) {
+    let index = usize::from(opts.shard);
+    let mut shard = Shard::new(&opts, routing, locals);
+    // One timer for the shard, moved only when the next deadline changes (quinn's driver).
+    let mut sleep = pin!(tokio::time::sleep(Duration::from_secs(3600)));
+    let mut armed: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            input = rx.recv() => {
+                let Some(input) = input else { break };
+                handle(&mut shard, input);
+                // Take what else is queued before sending: fewer wake-ups under load.
+                for _ in 1..BATCH {
+                    match rx.try_recv() {
+                        Ok(input) => handle(&mut shard, input),
+                        Err(_) => break,
+                    }
+                }
+            }
+            () = &mut sleep, if armed.is_some() => {
+                armed = None;
+                shard.handle_timeout(Instant::now());
+            }
+        }
+        while let Some(t) = shard.poll_transmit() {
+            let mut out = Outbound::new(t.transport, t.dest, t.data, t.token);
+            out.conn = t.conn.map(ConnId::from_raw);
+            transports.send(out);
+        }
+        while let Some(e) = shard.poll_event() {
+            log_event(&e);
+        }
+        let next = shard.poll_timeout();
+        if next != armed {
+            armed = next;
+            if let Some(at) = next {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+            }
+        }
+        counters.calls[index].store(shard.calls(), Ordering::Relaxed);
+    }
+}
+
+fn handle(shard: &mut Shard, input: Input) {
+    let now = Instant::now();
+    match input {
+        Input::Message {
+            data,
+            source,
+            transport,
+            conn,
+        } => shard.handle_message(
+            now,
+            Incoming {
+                data: &data,
+                source,
+                transport,
+                conn: conn.map(ConnId::raw),
+            },
+        ),
+        Input::TransportError(token) => shard.handle_transport_error(now, token),
+        Input::Routing(r) => shard.set_routing(r),
+        Input::Drain => shard.set_draining(true),
+    }
+}
+
+fn log_event(e: &Event) {
+    match e {
+        Event::CallStarted { trunk } => debug!(trunk, "call started"),
+        Event::CallEnded { trunk, to, result } => {
+            debug!(
+                trunk,
+                to = to.as_deref().unwrap_or("-"),
+                result = result.label(),
+                "call ended"
+            );
+        }
+        Event::Dropped { reason } => debug!(reason = reason.label(), "message dropped"),
+    }
+}
+
+/// Logs the shard layout once at start.
+pub(crate) fn log_start(n: usize, locals: &Locals) {
+    info!(shards = n, via = ?locals.describe(), "signalling shards started");
+}
