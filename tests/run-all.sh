@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the end-to-end tests drive (loopback only). Issue 2 needs none yet;
-# later issues add sip-tester (SIPp), kamailio, baresip, rtpengine-daemon, prometheus here.
-packages=()
+# Debian packages the end-to-end tests drive (loopback only): sip-tester (SIPp) and kamailio
+# for tests/e2e; later issues add baresip, rtpengine-daemon, prometheus here.
+# Installing kamailio may enable a system service on 5060 (its own /etc/kamailio config); the
+# tests neither use nor disturb it: they run their own Kamailio in the foreground with
+# tests/kamailio/proxy.cfg on 127.0.0.4 and kernel-assigned ports, like every other peer.
+packages=(sip-tester kamailio)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

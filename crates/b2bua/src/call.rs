@@ -45,6 +45,18 @@ enum ServerMachine {
     NonInvite(ServerNonInvite),
 }
 
+/// A reliable provisional response, retransmitted until its PRACK (RFC 3262 §3).
+#[derive(Debug)]
+struct Reliable {
+    rseq: u32,
+    cseq: u32,
+    bytes: Bytes,
+    peer: Peer,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
 /// 2xx retransmission by the UAS core until the ACK (§13.3.1.4).
 #[derive(Debug)]
 struct Retx {
@@ -150,6 +162,12 @@ pub(crate) struct Call {
     /// The last reliable provisional acknowledged on side B (RFC 3262 RSeq).
     b_rseq: Option<u32>,
     ring_deadline: Option<Instant>,
+    /// The caller required reliable provisional responses (RFC 3262).
+    a_100rel: bool,
+    /// The RSeq of the last reliable provisional sent on side A.
+    a_rseq: u32,
+    /// The reliable provisional on side A still waiting for its PRACK.
+    a_reliable: Option<Reliable>,
     scheduled: Option<Instant>,
     ended_event: bool,
     result: Option<CallResult>,
@@ -185,10 +203,8 @@ impl Call {
             .next()
             .and_then(Result::ok)
             .ok_or(400u16)?;
-        if has_100rel(msg, HeaderKind::Require) {
-            // sbcd sends provisionals reliably only on the outbound leg (see the crate docs).
-            return Err(420);
-        }
+        // RFC 3262: a caller that requires 100rel gets every provisional reliably.
+        let a_100rel = has_100rel(msg, HeaderKind::Require);
         let mut local_tag = Vec::with_capacity(32);
         ids::write_tag(&mut local_tag, new.token, Side::A, ctx.rng.next_u32());
         let mut local_uri = Vec::with_capacity(64);
@@ -248,6 +264,9 @@ impl Call {
             b_invite: None,
             b_rseq: None,
             ring_deadline: None,
+            a_100rel,
+            a_rseq: ctx.rng.next_u32() & 0xffff,
+            a_reliable: None,
             scheduled: None,
             ended_event: false,
             result: None,
@@ -353,6 +372,21 @@ impl Call {
         reason: &[u8],
         relayed: Option<&Message<'_, '_>>,
     ) {
+        self.respond_with(now, ctx, id, code, reason, relayed, &[]);
+    }
+
+    /// [`respond`](Self::respond) with headers of sbcd's own (Require, RSeq…).
+    #[allow(clippy::too_many_arguments)]
+    fn respond_with(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        id: u16,
+        code: u16,
+        reason: &[u8],
+        relayed: Option<&Message<'_, '_>>,
+        own: &[(HeaderKind, &[u8])],
+    ) {
         let t1 = ctx.timers.t1;
         let Some(s) = self.servers.iter_mut().find(|s| s.id == id) else {
             return;
@@ -378,6 +412,9 @@ impl Call {
                 {
                     w.header(HeaderKind::Allow, ALLOW)
                         .header(HeaderKind::Supported, SUPPORTED);
+                }
+                for (kind, value) in own {
+                    w.header(*kind, value);
                 }
                 if let Some(m) = relayed {
                     build::copy_crossing(w, m);
@@ -668,7 +705,6 @@ impl Call {
             self.b_rseq = None;
             self.to_trunk = Some(trunk);
             self.b_started = true;
-            let require_100rel = has_100rel(&msg, HeaderKind::Require);
             let id = self.send_request(
                 now,
                 ctx,
@@ -677,11 +713,7 @@ impl Call {
                 b"INVITE",
                 Purpose::Initial,
                 Some(&msg),
-                |w| {
-                    if require_100rel {
-                        w.header(HeaderKind::Require, b"100rel");
-                    }
-                },
+                |_| {},
             );
             self.b_invite = id;
             self.ring_deadline = Some(now + ctx.ring_timeout);
@@ -705,6 +737,7 @@ impl Call {
         reason: &[u8],
         relayed: Option<&Message<'_, '_>>,
     ) {
+        self.a_reliable = None;
         let id = self.a_invite;
         self.respond(now, ctx, id, code, reason, relayed);
         self.legs[Side::A.index()].ended = true;
@@ -719,6 +752,7 @@ impl Call {
         }
         if !self.ended_event {
             self.ended_event = true;
+            ctx.stats.calls_ended += 1;
             let cfg = &self.routing.config;
             ctx.event(Event::CallEnded {
                 trunk: cfg.trunk(self.from_trunk).name.clone(),
@@ -1015,10 +1049,15 @@ impl Call {
                 if self.legs[0].ended {
                     return;
                 }
-                self.respond(now, ctx, a, code, reason, msg);
+                if self.a_100rel {
+                    self.send_reliable(now, ctx, code, reason, msg);
+                } else {
+                    self.respond(now, ctx, a, code, reason, msg);
+                }
             }
             200..=299 => {
                 self.ring_deadline = None;
+                self.a_reliable = None;
                 self.phase = Phase::Answered;
                 self.legs[0].confirmed = true;
                 self.legs[1].confirmed = true;
@@ -1038,6 +1077,48 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// A provisional response on side A for a caller that requires 100rel (RFC 3262 §3), with
+    /// Require and RSeq, retransmitted until its PRACK. One at a time: while one waits, later
+    /// provisionals without a body are not sent.
+    fn send_reliable(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        code: u16,
+        reason: &[u8],
+        msg: Option<&Message<'_, '_>>,
+    ) {
+        if self.a_reliable.is_some() && msg.is_none_or(|m| m.body.is_empty()) {
+            return;
+        }
+        self.a_rseq = self.a_rseq.wrapping_add(1);
+        let rseq = self.a_rseq;
+        let mut num = itoa::Buffer::new();
+        let rseq_text = num.format(rseq).as_bytes().to_vec();
+        let a = self.a_invite;
+        let own: [(HeaderKind, &[u8]); 2] = [
+            (HeaderKind::Require, b"100rel"),
+            (HeaderKind::RSeq, &rseq_text),
+        ];
+        self.respond_with(now, ctx, a, code, reason, msg, &own);
+        let Some(s) = self.servers.iter().find(|s| s.id == a) else {
+            return;
+        };
+        let Some(bytes) = s.last.clone() else {
+            return;
+        };
+        let t1 = ctx.timers.t1;
+        self.a_reliable = Some(Reliable {
+            rseq,
+            cseq: s.cseq,
+            bytes,
+            peer: s.peer,
+            next: now + t1,
+            interval: t1,
+            give_up: now + 64 * t1,
+        });
     }
 
     /// Dialog state from a response to an INVITE sbcd sent (§12.1.2, §12.2.1.2): the To tag,
@@ -1251,9 +1332,30 @@ impl Call {
                     self.end(ctx, result);
                 }
             }
-            Method::Prack | Method::Cancel => {
-                self.respond(now, ctx, id, 481, build::reason(481), None)
+            Method::Prack => {
+                // RFC 3262 §3: the PRACK for our reliable provisional (RAck: rseq cseq method).
+                let rack = msg
+                    .header(HeaderKind::RAck)
+                    .map(|h| h.value)
+                    .unwrap_or_default();
+                let mut parts = rack
+                    .split(u8::is_ascii_whitespace)
+                    .filter(|p| !p.is_empty());
+                let num = |p: Option<&[u8]>| std::str::from_utf8(p?).ok()?.parse::<u32>().ok();
+                let (rseq, cseq) = (num(parts.next()), num(parts.next()));
+                let matches = side == Side::A
+                    && self
+                        .a_reliable
+                        .as_ref()
+                        .is_some_and(|r| Some(r.rseq) == rseq && Some(r.cseq) == cseq);
+                if matches {
+                    self.a_reliable = None;
+                    self.respond(now, ctx, id, 200, b"OK", None);
+                } else {
+                    self.respond(now, ctx, id, 481, build::reason(481), None);
+                }
             }
+            Method::Cancel => self.respond(now, ctx, id, 481, build::reason(481), None),
             Method::Invite
             | Method::Update
             | Method::Info
@@ -1435,6 +1537,21 @@ impl Call {
             );
             self.end(ctx, CallResult::Timeout);
         }
+        if let Some(r) = &mut self.a_reliable {
+            if now >= r.give_up {
+                // RFC 3262 §3: no PRACK within 64*T1: reject the INVITE with a 5xx.
+                self.a_reliable = None;
+                if self.phase == Phase::Setup {
+                    debug!("no PRACK for a reliable provisional: failing the call");
+                    self.end_leg(now, ctx, Side::B, 500, None);
+                    self.fail_inbound(now, ctx, 500, build::reason(500), None);
+                }
+            } else if now >= r.next {
+                r.interval *= 2;
+                r.next = now + r.interval;
+                ctx.send(r.bytes.clone(), r.peer, 0);
+            }
+        }
         if self.ring_deadline.is_some_and(|d| now >= d) {
             self.ring_deadline = None;
             if self.phase == Phase::Setup {
@@ -1513,7 +1630,10 @@ impl Call {
         });
         servers
             .chain(clients)
-            .chain([self.ring_deadline])
+            .chain([
+                self.ring_deadline,
+                self.a_reliable.as_ref().map(|r| r.next.min(r.give_up)),
+            ])
             .flatten()
             .min()
     }

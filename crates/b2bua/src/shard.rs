@@ -205,10 +205,17 @@ impl Shard {
         self.draining = draining;
     }
 
-    /// Calls in progress (set up, answered, or ending).
+    /// Calls held: in progress, or ended with transactions still absorbing retransmissions.
     #[must_use]
     pub fn calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Calls set up or answered and not yet ended (ended calls linger in [`calls`](Self::calls)
+    /// until their last transaction is over).
+    #[must_use]
+    pub fn active_calls(&self) -> usize {
+        (self.ctx.stats.calls_started - self.ctx.stats.calls_ended) as usize
     }
 
     /// Counters.
@@ -527,7 +534,6 @@ impl Shard {
         if call.is_done() {
             let call = self.calls.remove(slot);
             self.by_inbound.remove(call.inbound_key());
-            self.ctx.stats.calls_ended += 1;
             return;
         }
         let next = call.next_deadline();

@@ -798,3 +798,121 @@ fn merged_request_is_482() {
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(out[0].code(), Some(482));
 }
+
+#[test]
+fn info_and_options_in_dialog_are_relayed() {
+    let mut net = Net::new();
+    let (_inv, ok) = establish(&mut net, "call-17");
+    let info = String::from_utf8(in_dialog(
+        "INFO",
+        "sip:sbcd@127.0.0.1:5060",
+        PBX,
+        &ok,
+        11,
+        true,
+        "",
+    ))
+    .unwrap()
+    .replace(
+        "Content-Length: 0\r\n",
+        "Content-Type: application/dtmf-relay\r\nContent-Length: 24\r\n",
+    ) + "Signal=5\r\nDuration=160\r\n";
+    let out = net.send(PBX, info.as_bytes());
+    let relayed = one(&out, CARRIER, "INFO", is_req("INFO")).clone();
+    assert_eq!(relayed.body(), "Signal=5\r\nDuration=160\r\n");
+    assert_eq!(
+        relayed.header(HeaderKind::ContentType).as_deref(),
+        Some("application/dtmf-relay")
+    );
+    assert_eq!(relayed.cseq(), (2, "INFO".into()));
+    assert!(
+        out.iter().all(|s| s.to != addr(PBX)),
+        "the PBX waits for the carrier's answer"
+    );
+    let out = net.send(
+        CARRIER,
+        &answer(&relayed, 200, "carrier", "127.0.0.2:5080", &[], ""),
+    );
+    let ok_info = one(&out, PBX, "200 for INFO", is_code(200));
+    assert_eq!(ok_info.cseq(), (11, "INFO".into()));
+
+    let opt = in_dialog("OPTIONS", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 12, true, "");
+    let out = net.send(PBX, &opt);
+    let relayed = one(&out, CARRIER, "OPTIONS", is_req("OPTIONS")).clone();
+    assert_eq!(relayed.cseq(), (3, "OPTIONS".into()));
+    let out = net.send(
+        CARRIER,
+        &answer(&relayed, 200, "carrier", "127.0.0.2:5080", &[], ""),
+    );
+    one(&out, PBX, "200 for OPTIONS", is_code(200));
+
+    // An old CSeq is refused (§12.2.2).
+    let out = net.send(
+        PBX,
+        &in_dialog("INFO", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 5, true, ""),
+    );
+    one(&out, PBX, "500 for a lower CSeq", is_code(500));
+}
+
+#[test]
+fn caller_requiring_100rel_gets_reliable_provisionals() {
+    let mut net = Net::new();
+    let inv = String::from_utf8(pbx_invite("call-18", "12125551234"))
+        .unwrap()
+        .replace(
+            "Contact: <sip:2001@127.0.0.1:5070>\r\n",
+            "Contact: <sip:2001@127.0.0.1:5070>\r\nRequire: 100rel\r\n",
+        );
+    let out = net.send(PBX, inv.as_bytes());
+    let b_inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    assert!(
+        b_inv.header(HeaderKind::Require).is_none(),
+        "each leg negotiates 100rel itself"
+    );
+    let out = net.send(
+        CARRIER,
+        &answer(&b_inv, 180, "c18", "127.0.0.2:5080", &[], ""),
+    );
+    let r180 = one(&out, PBX, "reliable 180", is_code(180)).clone();
+    assert_eq!(r180.header(HeaderKind::Require).as_deref(), Some("100rel"));
+    let rseq = r180.header(HeaderKind::RSeq).expect("RSeq");
+    // No PRACK yet: the 180 is retransmitted (T1 doubling).
+    let out = net.advance(Duration::from_millis(1600));
+    let again = out
+        .iter()
+        .filter(|s| s.to == addr(PBX) && s.code() == Some(180))
+        .count();
+    assert_eq!(again, 2, "at 0.5 s and 1.5 s: {out:#?}");
+    let prack = String::from_utf8(in_dialog(
+        "PRACK",
+        "sip:sbcd@127.0.0.1:5060",
+        PBX,
+        &r180,
+        11,
+        true,
+        "",
+    ))
+    .unwrap()
+    .replace(
+        "Content-Length: 0\r\n",
+        &format!("RAck: {rseq} 10 INVITE\r\nContent-Length: 0\r\n"),
+    );
+    let out = net.send(PBX, prack.as_bytes());
+    one(&out, PBX, "200 for PRACK", |s| {
+        s.code() == Some(200) && s.cseq().1 == "PRACK"
+    });
+    assert!(
+        out.iter().all(|s| s.to != addr(CARRIER)),
+        "the PRACK stops at sbcd"
+    );
+    let out = net.advance(Duration::from_secs(5));
+    assert!(
+        out.iter().all(|s| s.code() != Some(180)),
+        "no retransmission after the PRACK"
+    );
+    let out = net.send(
+        CARRIER,
+        &answer(&b_inv, 200, "c18", "127.0.0.2:5080", &[], SDP),
+    );
+    one(&out, PBX, "200", is_code(200));
+}

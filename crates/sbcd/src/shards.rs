@@ -186,7 +186,7 @@ pub(crate) async fn run_shard(
                 sleep.as_mut().reset(tokio::time::Instant::from_std(at));
             }
         }
-        counters.calls[index].store(shard.calls(), Ordering::Relaxed);
+        counters.calls[index].store(shard.active_calls(), Ordering::Relaxed);
     }
 }
 
