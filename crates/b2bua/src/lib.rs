@@ -36,6 +36,7 @@ pub use ids::Side;
 pub use routing::{Locals, Routing};
 pub use sbc_config::net::Transport;
 pub use shard::{shard_of, Shard, ShardOptions, Stats};
+pub use sip_txn::Timers;
 
 /// A message received on a socket.
 #[derive(Debug, Clone, Copy)]

@@ -42,7 +42,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AdminConfig, Config, Credentials, Destination, DigestConfig, HeaderConfig, InboundConfig,
     MediaConfig, NumberPattern, OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig,
-    TlsFiles, TrunkConfig, TrunkId,
+    SipTimers, TlsFiles, TrunkConfig, TrunkId,
 };
 pub use raw::{
     RawAdmin, RawConfig, RawCredentials, RawDigest, RawHeader, RawInbound, RawMedia, RawOutbound,

@@ -57,6 +57,9 @@ impl Config {
     pub fn restart_required(&self, new: &Self) -> Vec<&'static str> {
         let checks = [
             ("sip.listen", self.sip.listen != new.sip.listen),
+            ("sip.t1_ms", self.sip.timers.t1 != new.sip.timers.t1),
+            ("sip.t2_ms", self.sip.timers.t2 != new.sip.timers.t2),
+            ("sip.t4_ms", self.sip.timers.t4 != new.sip.timers.t4),
             (
                 "sip.tls_cert_file",
                 self.sip.tls.as_ref().map(|t| &t.cert_file)
@@ -93,12 +96,25 @@ pub struct SipConfig {
     /// Address written into Via / Contact / Record-Route; `None`: the listening address.
     /// Always set when a listener binds an unspecified address (0.0.0.0 or `::`).
     pub advertise: Option<Host>,
+    /// RFC 3261 timers T1, T2, T4 (`sip.t1_ms`, `sip.t2_ms`, `sip.t4_ms`).
+    pub timers: SipTimers,
     /// After SIGTERM, how long running calls may go on.
     pub shutdown_grace: Duration,
     /// Certificate and key, present exactly when a `tls:` listener is.
     pub tls: Option<TlsFiles>,
     /// Log filter from the file (`RUST_LOG` overrides it): a level or `target=level` list.
     pub log_level: Option<String>,
+}
+
+/// The base timers of RFC 3261 §17 (Appendix A): 500 ms, 4 s, 5 s unless configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipTimers {
+    /// Round-trip estimate.
+    pub t1: Duration,
+    /// Longest retransmission interval of non-INVITE requests and INVITE responses.
+    pub t2: Duration,
+    /// Longest time a message stays in the network.
+    pub t4: Duration,
 }
 
 /// `sip.tls_cert_file` and `sip.tls_key_file`, checked to be readable at load time.

@@ -53,6 +53,15 @@ pub struct RawSip {
     pub tls_key_file: Option<PathBuf>,
     /// Log filter when `RUST_LOG` is not set: a level (`info`) or `target=level` list.
     pub log_level: Option<String>,
+    /// RFC 3261 T1 (round-trip estimate) in milliseconds.
+    #[serde(default = "default_t1_ms")]
+    pub t1_ms: u64,
+    /// RFC 3261 T2 (longest retransmission interval) in milliseconds.
+    #[serde(default = "default_t2_ms")]
+    pub t2_ms: u64,
+    /// RFC 3261 T4 (longest a message stays in the network) in milliseconds.
+    #[serde(default = "default_t4_ms")]
+    pub t4_ms: u64,
 }
 
 /// `[media]`: the RTP relay.
@@ -188,6 +197,18 @@ pub struct RawRoute {
     pub pattern: Option<String>,
     /// Outbound trunks in failover order.
     pub to: Vec<String>,
+}
+
+fn default_t1_ms() -> u64 {
+    500
+}
+
+fn default_t2_ms() -> u64 {
+    4000
+}
+
+fn default_t4_ms() -> u64 {
+    5000
 }
 
 fn default_shutdown_grace_secs() -> u64 {

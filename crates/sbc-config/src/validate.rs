@@ -14,8 +14,8 @@ use std::time::Duration;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::{
     AdminConfig, Config, Credentials, DigestConfig, HeaderConfig, InboundConfig, MediaConfig,
-    NumberPattern, OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, TlsFiles,
-    TrunkConfig, TrunkId,
+    NumberPattern, OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers,
+    TlsFiles, TrunkConfig, TrunkId,
 };
 use crate::net::{is_domain_name, Host, IpNet, Listener, Transport};
 use crate::raw::{
@@ -223,9 +223,37 @@ impl Validator<'_> {
                 None
             }
         });
+        // RFC 3261 §17.1.1.1: T1 may be raised (high-latency links) or, on private networks,
+        // lowered; T2 is the cap of the doubling, so it cannot be below T1.
+        if !(50..=10_000).contains(&raw.t1_ms) {
+            self.bad_number(
+                "sip.t1_ms",
+                "expected 50 to 10000 milliseconds (RFC 3261 default 500)",
+                raw.t1_ms,
+            );
+        }
+        if raw.t2_ms < raw.t1_ms || raw.t2_ms > 60_000 {
+            self.bad_number(
+                "sip.t2_ms",
+                "expected sip.t1_ms to 60000 milliseconds (RFC 3261 default 4000)",
+                raw.t2_ms,
+            );
+        }
+        if !(1..=60_000).contains(&raw.t4_ms) {
+            self.bad_number(
+                "sip.t4_ms",
+                "expected 1 to 60000 milliseconds (RFC 3261 default 5000)",
+                raw.t4_ms,
+            );
+        }
         (self.errors.len() == errors_before).then(|| SipConfig {
             listen,
             advertise,
+            timers: SipTimers {
+                t1: Duration::from_millis(raw.t1_ms),
+                t2: Duration::from_millis(raw.t2_ms),
+                t4: Duration::from_millis(raw.t4_ms),
+            },
             shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
             tls,
             log_level,

@@ -80,6 +80,13 @@ fn sample_config_loads() {
     let listen: Vec<String> = config.sip.listen.iter().map(ToString::to_string).collect();
     assert_eq!(listen, ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]);
     assert_eq!(config.sip.shutdown_grace, Duration::from_secs(60));
+    assert_eq!(
+        config.sip.timers.t1,
+        Duration::from_millis(500),
+        "RFC 3261 defaults"
+    );
+    assert_eq!(config.sip.timers.t2, Duration::from_secs(4));
+    assert_eq!(config.sip.timers.t4, Duration::from_secs(5));
     assert_eq!(config.sip.log_level.as_deref(), Some("info"));
     assert_eq!(config.media.ports.range(), 20000..=29999);
     assert_eq!(config.media.ports.pairs(), 5000);
@@ -405,7 +412,7 @@ fn unknown_keys_name_their_path() {
     );
     assert_eq!(
         errors(&valid_with("").replacen("[sip]\n", "[sip]\nlisten_on = 1\n", 1)),
-        ["sip.listen_on: unknown key (expected listen, advertise, shutdown_grace_secs, tls_cert_file, tls_key_file, log_level)"]
+        ["sip.listen_on: unknown key (expected listen, advertise, shutdown_grace_secs, tls_cert_file, tls_key_file, log_level, t1_ms, t2_ms, t4_ms)"]
     );
     assert_eq!(
         errors(&valid_with("\n[[trunk]]\nname = \"c\"\ninbound.prefx = \"1\"\n")),
@@ -612,7 +619,7 @@ fn environment_overrides_the_file() {
     .to_string();
     assert_eq!(
         e,
-        "sip.loglevel: set by environment variable SBC__SIP__LOGLEVEL: unknown key (expected listen, advertise, shutdown_grace_secs, tls_cert_file, tls_key_file, log_level)\n\
+        "sip.loglevel: set by environment variable SBC__SIP__LOGLEVEL: unknown key (expected listen, advertise, shutdown_grace_secs, tls_cert_file, tls_key_file, log_level, t1_ms, t2_ms, t4_ms)\n\
          media.port_min: set by environment variable SBC__MEDIA__PORT_MIN: expected an integer (got \"abc\")"
     );
     let e = load_with_env(&path, env(&[("SBC__MEDIA__PORT_MIN", "20001")]))
@@ -673,4 +680,24 @@ fn route_patterns_match_called_numbers_as_ascii() {
     assert!(route.matches("123"));
     assert!(!route.matches("1234"));
     assert!(!route.matches("١٢٣"), "\\d is ASCII only");
+}
+
+#[test]
+fn sip_timers_are_configurable_and_checked() {
+    let toml = valid_with("").replacen("[sip]\n", "[sip]\nt1_ms = 250\nt2_ms = 2000\n", 1);
+    let config = load_str(&toml, Path::new(".")).unwrap();
+    assert_eq!(config.sip.timers.t1, Duration::from_millis(250));
+    assert_eq!(config.sip.timers.t2, Duration::from_secs(2));
+    let toml = valid_with("").replacen(
+        "[sip]\n",
+        "[sip]\nt1_ms = 5000\nt2_ms = 4000\nt4_ms = 0\n",
+        1,
+    );
+    assert_eq!(
+        errors(&toml),
+        [
+            "sip.t2_ms: expected sip.t1_ms to 60000 milliseconds (RFC 3261 default 4000) (got 4000)",
+            "sip.t4_ms: expected 1 to 60000 milliseconds (RFC 3261 default 5000) (got 0)",
+        ]
+    );
 }

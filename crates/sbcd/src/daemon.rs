@@ -116,6 +116,11 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
             shard: i as u16,
             shards: n as u16,
             seed: seed() ^ i as u64,
+            timers: b2bua::Timers {
+                t1: config.sip.timers.t1,
+                t2: config.sip.timers.t2,
+                t4: config.sip.timers.t4,
+            },
             ..ShardOptions::default()
         };
         tasks.push(tokio::spawn(shards::run_shard(
