@@ -1393,7 +1393,8 @@ impl Call {
         }
         // §14.1 / RFC 3311 §5.2: one offer exchange at a time on a leg; the other side
         // retries after a 491.
-        if matches!(method, Method::Invite | Method::Update) && self.offer_pending(side, other, id)
+        if matches!(method, Method::Invite | Method::Update)
+            && self.offer_pending(side, other, id, method)
         {
             self.respond(now, ctx, id, 491, build::reason(491), None);
             return;
@@ -1437,14 +1438,21 @@ impl Call {
     }
 
     /// Is an INVITE still unanswered on either leg (sbcd's on `other`, the peer's on `side`)?
-    fn offer_pending(&self, side: Side, other: Side, except: u16) -> bool {
+    /// For an UPDATE the initial INVITE does not count: RFC 3311 §5.1 allows UPDATE in the early
+    /// dialog once the INVITE's offer was answered (in an 18x), which is its main use.
+    fn offer_pending(&self, side: Side, other: Side, except: u16, method: Method) -> bool {
+        let initial = |id: u16| {
+            method == Method::Update && (id == self.a_invite || Some(id) == self.b_invite)
+        };
         let ours = self.clients.iter().any(|c| {
             c.side == other
+                && !initial(c.id)
                 && matches!(&c.machine, ClientMachine::Invite(m) if matches!(m.state(), sip_txn::ClientInviteState::Calling | sip_txn::ClientInviteState::Proceeding))
         });
         let theirs = self.servers.iter().any(|s| {
             s.side == side
                 && s.id != except
+                && !initial(s.id)
                 && matches!(&s.machine, ServerMachine::Invite(m) if m.state() == ServerInviteState::Proceeding)
         });
         ours || theirs

@@ -114,6 +114,7 @@ impl Net {
 struct Sent {
     to: SocketAddr,
     text: String,
+    token: u64,
 }
 
 impl From<Transmit> for Sent {
@@ -121,6 +122,7 @@ impl From<Transmit> for Sent {
         Self {
             to: t.dest,
             text: String::from_utf8(t.data.to_vec()).expect("sbcd writes UTF-8 here"),
+            token: t.token,
         }
     }
 }
@@ -915,4 +917,56 @@ fn caller_requiring_100rel_gets_reliable_provisionals() {
         &answer(&b_inv, 200, "c18", "127.0.0.2:5080", &[], SDP),
     );
     one(&out, PBX, "200", is_code(200));
+}
+
+#[test]
+fn transport_error_fails_over() {
+    let mut net = Net::new();
+    let out = net.send(PBX, &pbx_invite("call-19", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    assert_ne!(inv.token, 0);
+    net.shard.handle_transport_error(net.now, inv.token);
+    let out = net.drain();
+    one(
+        &out,
+        BACKUP,
+        "INVITE to the backup after a transport error",
+        is_req("INVITE"),
+    );
+    assert!(out.iter().all(|s| s.to != addr(PBX)), "{out:#?}");
+}
+
+#[test]
+fn update_in_early_dialog_with_a_codec_change() {
+    let mut net = Net::new();
+    let out = net.send(PBX, &pbx_invite("call-20", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    let out = net.send(
+        CARRIER,
+        &answer(&inv, 183, "c20", "127.0.0.2:5080", &[], SDP),
+    );
+    let early = one(&out, PBX, "183", is_code(183)).clone();
+    assert_eq!(early.body(), SDP, "early media SDP relayed");
+    // UPDATE from the PBX in the early dialog goes to the carrier's early dialog.
+    let pcma = SDP.replace("RTP/AVP 0", "RTP/AVP 8");
+    let upd = in_dialog(
+        "UPDATE",
+        "sip:sbcd@127.0.0.1:5060",
+        PBX,
+        &early,
+        11,
+        true,
+        &pcma,
+    );
+    let out = net.send(PBX, &upd);
+    let relayed = one(&out, CARRIER, "UPDATE", is_req("UPDATE")).clone();
+    assert!(relayed.header(HeaderKind::To).unwrap().contains("tag=c20"));
+    assert_eq!(relayed.body(), pcma);
+    let out = net.send(
+        CARRIER,
+        &answer(&relayed, 200, "c20", "127.0.0.2:5080", &[], &pcma),
+    );
+    let ok = one(&out, PBX, "200 for UPDATE", is_code(200));
+    assert_eq!(ok.cseq(), (11, "UPDATE".into()));
+    assert_eq!(ok.body(), pcma);
 }
