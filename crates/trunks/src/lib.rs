@@ -8,3 +8,4 @@
 
 pub mod digest;
 pub mod nonce;
+pub mod verify;

@@ -1,0 +1,148 @@
+//! Checking the digest credentials a trunk's PBX sends (RFC 3261 §22.2–22.3, RFC 7616 §3.4).
+
+use sip_codec::{Challenge, Uri};
+
+use crate::digest::{self, Algorithm, Qop};
+use crate::nonce::{NonceCheck, NonceCounts, Nonces, NONCE_LEN};
+
+/// How the `uri` parameter must relate to the Request-URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UriPolicy {
+    /// The same host (real clients, SIPp among them, send `sip:host:port`): the default.
+    #[default]
+    SameHost,
+    /// Byte for byte the Request-URI (RFC 3261 §22.4 as written).
+    Exact,
+}
+
+/// The outcome of checking credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// The credentials are right; the request comes from this user.
+    Accepted {
+        /// The `username`.
+        username: &'a [u8],
+    },
+    /// Right password, old nonce: challenge again with `stale=true`.
+    Stale,
+    /// Wrong: 403, or a new challenge; `why` is for a debug log line (never the password).
+    Refused {
+        /// What was wrong.
+        why: &'static str,
+    },
+}
+
+/// What a check needs besides the credentials.
+#[derive(Debug)]
+pub struct Check<'c> {
+    /// The realm the trunk challenges with.
+    pub realm: &'c [u8],
+    /// The request's method and Request-URI.
+    pub method: &'c [u8],
+    /// The Request-URI as received.
+    pub request_uri: &'c [u8],
+    /// The `uri` parameter policy.
+    pub policy: UriPolicy,
+    /// Seconds since the nonces' epoch.
+    pub now_secs: u64,
+}
+
+fn same_host(a: &[u8], b: &[u8]) -> bool {
+    match (Uri::parse(a), Uri::parse(b)) {
+        (Ok(Uri::Sip(x)), Ok(Uri::Sip(y))) => x.host_raw.eq_ignore_ascii_case(y.host_raw),
+        _ => a == b,
+    }
+}
+
+fn parse_nc(nc: &[u8]) -> Option<u32> {
+    if nc.len() != 8 {
+        return None;
+    }
+    u32::from_str_radix(std::str::from_utf8(nc).ok()?, 16).ok()
+}
+
+/// Checks one `Authorization` / `Proxy-Authorization` value. `password_of` finds a user's
+/// password (`None`: no such user).
+pub fn verify<'a>(
+    creds: &Challenge<'a>,
+    check: &Check<'_>,
+    nonces: &Nonces,
+    counts: &mut NonceCounts,
+    password_of: impl FnOnce(&[u8]) -> Option<&'a [u8]>,
+) -> Verdict<'a> {
+    let refused = |why| Verdict::Refused { why };
+    if !creds.is_digest() {
+        return refused("not Digest credentials");
+    }
+    let (Some(username), Some(realm), Some(nonce), Some(uri), Some(resp)) = (
+        creds.param(b"username"),
+        creds.param(b"realm"),
+        creds.param(b"nonce"),
+        creds.param(b"uri"),
+        creds.param(b"response"),
+    ) else {
+        return refused("username, realm, nonce, uri or response missing");
+    };
+    if realm != check.realm {
+        return refused("another realm");
+    }
+    let algorithm = match creds.param(b"algorithm") {
+        None => Algorithm::Md5,
+        Some(a) => match Algorithm::from_token(a) {
+            Some(a) => a,
+            None => return refused("unknown algorithm"),
+        },
+    };
+    let uri_ok = match check.policy {
+        UriPolicy::Exact => uri == check.request_uri,
+        UriPolicy::SameHost => same_host(uri, check.request_uri),
+    };
+    if !uri_ok {
+        return refused("digest uri does not match the Request-URI");
+    }
+    let qop = match (
+        creds.param(b"qop"),
+        creds.param(b"nc"),
+        creds.param(b"cnonce"),
+    ) {
+        (Some(q), Some(nc), Some(cnonce)) if q.eq_ignore_ascii_case(b"auth") => {
+            Some(Qop { qop: q, nc, cnonce })
+        }
+        (None, None, None) => None,
+        _ => return refused("qop needs nc and cnonce, and only qop=auth is offered"),
+    };
+    let freshness = nonces.check(nonce, check.now_secs, check.realm);
+    if freshness == NonceCheck::Invalid {
+        return refused("not a nonce of ours");
+    }
+    let Some(password) = password_of(username) else {
+        return refused("unknown user");
+    };
+    let expected = digest::response(&digest::Input {
+        algorithm,
+        username,
+        realm,
+        password,
+        nonce,
+        method: check.method,
+        uri,
+        qop,
+    });
+    if !expected.ct_eq(resp) {
+        return refused("wrong response (password)");
+    }
+    if freshness == NonceCheck::Stale {
+        return Verdict::Stale;
+    }
+    if let Some(q) = qop {
+        let Some(nc) = parse_nc(q.nc) else {
+            return refused("nc is not 8 hex digits");
+        };
+        let mut key = [0u8; NONCE_LEN];
+        key.copy_from_slice(nonce);
+        if !counts.accept(&key, nc, check.now_secs) {
+            return refused("nonce count replayed");
+        }
+    }
+    Verdict::Accepted { username }
+}
