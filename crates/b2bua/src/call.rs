@@ -89,6 +89,101 @@ enum ClientMachine {
     NonInvite(ClientNonInvite),
 }
 
+/// One of the two server machines; the call drives both alike.
+impl ServerMachine {
+    /// An INVITE with no final response yet.
+    fn invite_proceeding(&self) -> bool {
+        matches!(self, Self::Invite(m) if m.state() == ServerInviteState::Proceeding)
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        match self {
+            Self::Invite(m) => m.poll_output(),
+            Self::NonInvite(m) => m.poll_output(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Self::Invite(m) => m.poll_timeout(),
+            Self::NonInvite(m) => m.poll_timeout(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Self::Invite(m) => m.handle_timeout(now),
+            Self::NonInvite(m) => m.handle_timeout(now),
+        }
+    }
+
+    fn handle_request_retransmission(&mut self, now: Instant) {
+        match self {
+            Self::Invite(m) => m.handle_request_retransmission(now),
+            Self::NonInvite(m) => m.handle_request_retransmission(now),
+        }
+    }
+
+    fn handle_transport_error(&mut self, now: Instant) {
+        match self {
+            Self::Invite(m) => m.handle_transport_error(now),
+            Self::NonInvite(m) => m.handle_transport_error(now),
+        }
+    }
+}
+
+/// One of the two client machines; the call drives both alike.
+impl ClientMachine {
+    /// An INVITE with no final response yet.
+    fn invite_pending(&self) -> bool {
+        use sip_txn::ClientInviteState as S;
+        matches!(self, Self::Invite(m) if matches!(m.state(), S::Calling | S::Proceeding))
+    }
+
+    fn new(method: Method, now: Instant, timers: sip_txn::Timers, peer: Peer) -> Self {
+        if method == Method::Invite {
+            Self::Invite(ClientInvite::new(now, timers, peer.reliability()))
+        } else {
+            Self::NonInvite(ClientNonInvite::new(now, timers, peer.reliability()))
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        match self {
+            Self::Invite(m) => m.poll_output(),
+            Self::NonInvite(m) => m.poll_output(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Self::Invite(m) => m.poll_timeout(),
+            Self::NonInvite(m) => m.poll_timeout(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Self::Invite(m) => m.handle_timeout(now),
+            Self::NonInvite(m) => m.handle_timeout(now),
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, code: u16) {
+        match self {
+            Self::Invite(m) => m.handle_response(now, code),
+            Self::NonInvite(m) => m.handle_response(now, code),
+        }
+    }
+
+    fn handle_transport_error(&mut self, now: Instant) {
+        match self {
+            Self::Invite(m) => m.handle_transport_error(now),
+            Self::NonInvite(m) => m.handle_transport_error(now),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     /// The outbound INVITE of the call (one per trunk tried).
@@ -446,10 +541,7 @@ impl Call {
             return;
         };
         loop {
-            let out = match &mut s.machine {
-                ServerMachine::Invite(m) => m.poll_output(),
-                ServerMachine::NonInvite(m) => m.poll_output(),
-            };
+            let out = s.machine.poll_output();
             match out {
                 None => break,
                 Some(Output::Transmit) => {
@@ -482,10 +574,7 @@ impl Call {
             return tu;
         };
         loop {
-            let out = match &mut c.machine {
-                ClientMachine::Invite(m) => m.poll_output(),
-                ClientMachine::NonInvite(m) => m.poll_output(),
-            };
+            let out = c.machine.poll_output();
             match out {
                 None => break,
                 Some(Output::Transmit) => ctx.send(c.request.clone(), c.peer, token),
@@ -572,11 +661,7 @@ impl Call {
             ctx.send(request, peer, self.token.pack(id));
             return Some(id);
         }
-        let machine = if method == Method::Invite {
-            ClientMachine::Invite(ClientInvite::new(now, ctx.timers, peer.reliability()))
-        } else {
-            ClientMachine::NonInvite(ClientNonInvite::new(now, ctx.timers, peer.reliability()))
-        };
+        let machine = ClientMachine::new(method, now, ctx.timers, peer);
         self.clients.push(ClientTx {
             id,
             side,
@@ -782,7 +867,7 @@ impl Call {
                 let pending = self
                     .servers
                     .iter()
-                    .any(|s| s.id == id && matches!(&s.machine, ServerMachine::Invite(m) if m.state() == ServerInviteState::Proceeding));
+                    .any(|s| s.id == id && s.machine.invite_proceeding());
                 if pending {
                     self.respond(
                         now,
@@ -826,7 +911,7 @@ impl Call {
         let Some(c) = self.client(id) else {
             return;
         };
-        let pending = matches!(&c.machine, ClientMachine::Invite(m) if matches!(m.state(), sip_txn::ClientInviteState::Calling | sip_txn::ClientInviteState::Proceeding));
+        let pending = c.machine.invite_pending();
         if !pending {
             return;
         }
@@ -846,11 +931,7 @@ impl Call {
             method: Method::Cancel,
             cseq,
             branch,
-            machine: ClientMachine::NonInvite(ClientNonInvite::new(
-                now,
-                ctx.timers,
-                peer.reliability(),
-            )),
+            machine: ClientMachine::new(Method::Cancel, now, ctx.timers, peer),
             request: cancel,
             peer,
             purpose: Purpose::Own,
@@ -959,10 +1040,7 @@ impl Call {
             return false;
         };
         let id = c.id;
-        match &mut c.machine {
-            ClientMachine::Invite(m) => m.handle_response(now, code),
-            ClientMachine::NonInvite(m) => m.handle_response(now, code),
-        }
+        c.machine.handle_response(now, code);
         let codes = self.drain_client(now, ctx, id, Some(msg));
         for code in codes {
             self.client_result(now, ctx, id, code, reason, Some(msg));
@@ -1255,7 +1333,7 @@ impl Call {
         debug_assert_eq!(before, self.clients.len());
         self.legs[side.index()].local_seq = saved;
         // The ACK just sent is the last transmit: keep it for 2xx retransmissions.
-        let ack = ctx_last_sent(ctx);
+        let ack = ctx.last_sent();
         if let Some(c) = self.client(id) {
             c.ack = ack;
         }
@@ -1292,10 +1370,7 @@ impl Call {
             s.side == side && s.method == method && s.cseq == cseq && *s.branch == *branch
         }) {
             let id = s.id;
-            match &mut s.machine {
-                ServerMachine::Invite(m) => m.handle_request_retransmission(now),
-                ServerMachine::NonInvite(m) => m.handle_request_retransmission(now),
-            }
+            s.machine.handle_request_retransmission(now);
             self.drain_server(now, ctx, id);
             return;
         }
@@ -1444,16 +1519,12 @@ impl Call {
         let initial = |id: u16| {
             method == Method::Update && (id == self.a_invite || Some(id) == self.b_invite)
         };
-        let ours = self.clients.iter().any(|c| {
-            c.side == other
-                && !initial(c.id)
-                && matches!(&c.machine, ClientMachine::Invite(m) if matches!(m.state(), sip_txn::ClientInviteState::Calling | sip_txn::ClientInviteState::Proceeding))
-        });
+        let ours = self
+            .clients
+            .iter()
+            .any(|c| c.side == other && !initial(c.id) && c.machine.invite_pending());
         let theirs = self.servers.iter().any(|s| {
-            s.side == side
-                && s.id != except
-                && !initial(s.id)
-                && matches!(&s.machine, ServerMachine::Invite(m) if m.state() == ServerInviteState::Proceeding)
+            s.side == side && s.id != except && !initial(s.id) && s.machine.invite_proceeding()
         });
         ours || theirs
     }
@@ -1571,30 +1642,24 @@ impl Call {
         let server_ids: Vec<u16> = self
             .servers
             .iter()
-            .filter(|s| server_due(s, now))
+            .filter(|s| s.machine.poll_timeout().is_some_and(|t| t <= now))
             .map(|s| s.id)
             .collect();
         for id in server_ids {
             if let Some(s) = self.server(id) {
-                match &mut s.machine {
-                    ServerMachine::Invite(m) => m.handle_timeout(now),
-                    ServerMachine::NonInvite(m) => m.handle_timeout(now),
-                }
+                s.machine.handle_timeout(now);
             }
             self.drain_server(now, ctx, id);
         }
         let client_ids: Vec<u16> = self
             .clients
             .iter()
-            .filter(|c| client_due(c, now))
+            .filter(|c| c.machine.poll_timeout().is_some_and(|t| t <= now))
             .map(|c| c.id)
             .collect();
         for id in client_ids {
             if let Some(c) = self.client(id) {
-                match &mut c.machine {
-                    ClientMachine::Invite(m) => m.handle_timeout(now),
-                    ClientMachine::NonInvite(m) => m.handle_timeout(now),
-                }
+                c.machine.handle_timeout(now);
             }
             for code in self.drain_client(now, ctx, id, None) {
                 self.client_result(now, ctx, id, code, build::reason(code), None);
@@ -1606,18 +1671,12 @@ impl Call {
     /// A send of transaction `txn` failed.
     pub(crate) fn handle_transport_error(&mut self, now: Instant, ctx: &mut Ctx, txn: u16) {
         if let Some(c) = self.client(txn) {
-            match &mut c.machine {
-                ClientMachine::Invite(m) => m.handle_transport_error(now),
-                ClientMachine::NonInvite(m) => m.handle_transport_error(now),
-            }
+            c.machine.handle_transport_error(now);
             for code in self.drain_client(now, ctx, txn, None) {
                 self.client_result(now, ctx, txn, code, build::reason(code), None);
             }
         } else if let Some(s) = self.server(txn) {
-            match &mut s.machine {
-                ServerMachine::Invite(m) => m.handle_transport_error(now),
-                ServerMachine::NonInvite(m) => m.handle_transport_error(now),
-            }
+            s.machine.handle_transport_error(now);
             self.drain_server(now, ctx, txn);
         }
         self.forget_done_clients();
@@ -1626,16 +1685,10 @@ impl Call {
     /// The earliest instant something is due.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let servers = self.servers.iter().flat_map(|s| {
-            let m = match &s.machine {
-                ServerMachine::Invite(m) => m.poll_timeout(),
-                ServerMachine::NonInvite(m) => m.poll_timeout(),
-            };
+            let m = s.machine.poll_timeout();
             [m, s.retx.as_ref().map(|r| r.next.min(r.give_up))]
         });
-        let clients = self.clients.iter().map(|c| match &c.machine {
-            ClientMachine::Invite(m) => m.poll_timeout(),
-            ClientMachine::NonInvite(m) => m.poll_timeout(),
-        });
+        let clients = self.clients.iter().map(|c| c.machine.poll_timeout());
         servers
             .chain(clients)
             .chain([
@@ -1645,26 +1698,6 @@ impl Call {
             .flatten()
             .min()
     }
-}
-
-fn server_due(s: &ServerTx, now: Instant) -> bool {
-    let t = match &s.machine {
-        ServerMachine::Invite(m) => m.poll_timeout(),
-        ServerMachine::NonInvite(m) => m.poll_timeout(),
-    };
-    t.is_some_and(|t| t <= now)
-}
-
-fn client_due(c: &ClientTx, now: Instant) -> bool {
-    let t = match &c.machine {
-        ClientMachine::Invite(m) => m.poll_timeout(),
-        ClientMachine::NonInvite(m) => m.poll_timeout(),
-    };
-    t.is_some_and(|t| t <= now)
-}
-
-fn ctx_last_sent(ctx: &Ctx) -> Option<Bytes> {
-    ctx.last_sent()
 }
 
 /// The address of a Route value whose URI host is an IP literal (`<sip:192.0.2.1:5060;lr>`).

@@ -81,7 +81,8 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Length of a token in hex digits.
 pub(crate) const TOKEN_LEN: usize = 16;
 
-fn put_hex(out: &mut Vec<u8>, v: u64, digits: usize) {
+/// Appends the low `digits` hex digits of `v`, most significant first.
+pub(crate) fn put_hex(out: &mut Vec<u8>, v: u64, digits: usize) {
     for i in (0..digits).rev() {
         out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
     }

@@ -309,12 +309,8 @@ impl Shard {
 
     /// A stateless reply (§8.2: 400, 403, 405, 481, 483, 503; OPTIONS 200).
     fn reply(&mut self, msg: &Message<'_, '_>, inc: Incoming<'_>, code: u16) {
-        let tag = self.ctx.rng.next_u64().to_le_bytes();
-        let mut tag_hex = [0u8; 16];
-        for (i, b) in tag.iter().enumerate() {
-            tag_hex[2 * i] = b"0123456789abcdef"[usize::from(b >> 4)];
-            tag_hex[2 * i + 1] = b"0123456789abcdef"[usize::from(b & 0xf)];
-        }
+        let mut tag_hex = Vec::with_capacity(16);
+        ids::put_hex(&mut tag_hex, self.ctx.rng.next_u64(), 16);
         let options = msg.method() == Some(Method::Options);
         let Some(bytes) = build::stateless_response(msg, inc.source, code, &tag_hex, |w| {
             if code == 405 || (options && code == 200) {
