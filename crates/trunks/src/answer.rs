@@ -42,8 +42,6 @@ pub enum AnswerError {
     NoUsableChallenge,
     /// The challenge lacks `realm` or `nonce`.
     Incomplete,
-    /// Only `qop=auth-int` is offered (not computed yet).
-    AuthIntOnly,
 }
 
 fn algorithm_of(c: &Challenge<'_>) -> Option<Algorithm> {
@@ -84,10 +82,13 @@ pub struct Request<'a> {
     pub nc: u32,
     /// A realm to use instead of the challenge's (per-trunk override).
     pub realm_override: Option<&'a [u8]>,
+    /// The body of the request being re-sent (hashed only for `qop=auth-int`).
+    pub body: &'a [u8],
 }
 
 /// The credentials value answering `c` (RFC 7616 §3.4): `opaque` echoed exactly, `qop=auth`
-/// when offered (alone or in a list), the RFC 2069 form when `qop` is absent.
+/// when offered (alone or in a list), `auth-int` when it is the only one offered, the RFC 2069
+/// form when `qop` is absent.
 pub fn answer(
     c: &Challenge<'_>,
     username: &[u8],
@@ -101,28 +102,29 @@ pub fn answer(
         .ok_or(AnswerError::Incomplete)?;
     let nonce = c.param(b"nonce").ok_or(AnswerError::Incomplete)?;
     let qop_offer = c.param(b"qop");
-    let use_auth = match qop_offer {
-        None => false,
-        Some(list) => {
-            let mut any = false;
-            let mut auth = false;
-            for q in list.split(|&b| b == b',') {
-                let q = q.trim_ascii();
-                any |= !q.is_empty();
-                auth |= q.eq_ignore_ascii_case(b"auth");
-            }
-            if any && !auth {
-                return Err(AnswerError::AuthIntOnly);
-            }
-            auth
+    let qop_token: Option<&'static [u8]> = qop_offer.and_then(|list| {
+        let mut auth = false;
+        let mut auth_int = false;
+        for q in list.split(|&b| b == b',') {
+            let q = q.trim_ascii();
+            auth |= q.eq_ignore_ascii_case(b"auth");
+            auth_int |= q.eq_ignore_ascii_case(b"auth-int");
         }
-    };
+        if auth {
+            Some(&b"auth"[..])
+        } else if auth_int {
+            Some(&b"auth-int"[..])
+        } else {
+            // Empty or only unknown tokens: answer in the RFC 2069 form.
+            None
+        }
+    });
     let mut nc_hex = [0u8; 8];
     for (i, d) in nc_hex.iter_mut().enumerate() {
         *d = b"0123456789abcdef"[((req.nc >> ((7 - i) * 4)) & 0xf) as usize];
     }
-    let qop = use_auth.then_some(Qop {
-        qop: b"auth",
+    let qop = qop_token.map(|qop| Qop {
+        qop,
         nc: &nc_hex,
         cnonce: req.cnonce,
     });
@@ -135,6 +137,7 @@ pub fn answer(
         method: req.method,
         uri: req.uri,
         qop,
+        body: req.body,
     });
     let mut v = Vec::with_capacity(256);
     let mut field = |name: &[u8], value: &[u8], quoted: bool| {
@@ -160,7 +163,7 @@ pub fn answer(
     field(b"response", response.as_bytes(), true);
     field(b"algorithm", algorithm.as_str().as_bytes(), false);
     if let Some(q) = qop {
-        field(b"qop", b"auth", false);
+        field(b"qop", q.qop, false);
         field(b"nc", q.nc, false);
         field(b"cnonce", q.cnonce, true);
     }

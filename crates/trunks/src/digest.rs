@@ -115,7 +115,7 @@ impl std::fmt::Debug for Hex {
 /// `qop`, `nc` and `cnonce` of a response with quality of protection.
 #[derive(Debug, Clone, Copy)]
 pub struct Qop<'a> {
-    /// `auth` (sbcd does not compute `auth-int`).
+    /// `auth`, or `auth-int` (the body is then hashed into A2, RFC 7616 §3.4.3).
     pub qop: &'a [u8],
     /// The nonce count, 8 hex digits as sent.
     pub nc: &'a [u8],
@@ -142,6 +142,8 @@ pub struct Input<'a> {
     pub uri: &'a [u8],
     /// With `qop`, or `None` for the RFC 2069 form.
     pub qop: Option<Qop<'a>>,
+    /// The message body; read only with `qop=auth-int`.
+    pub body: &'a [u8],
 }
 
 impl std::fmt::Debug for Input<'_> {
@@ -194,7 +196,13 @@ pub fn ha1(input: &Input<'_>) -> Hex {
 pub fn response(input: &Input<'_>) -> Hex {
     let alg = input.algorithm;
     let ha1 = ha1(input);
-    let ha2 = hash(alg, &[input.method, input.uri]);
+    let ha2 = match input.qop {
+        Some(q) if q.qop.eq_ignore_ascii_case(b"auth-int") => {
+            let body = hash(alg, &[input.body]);
+            hash(alg, &[input.method, input.uri, body.as_bytes()])
+        }
+        _ => hash(alg, &[input.method, input.uri]),
+    };
     match input.qop {
         Some(q) => hash(
             alg,

@@ -127,6 +127,7 @@ pub fn verify<'a>(
         method: check.method,
         uri,
         qop,
+        body: &[],
     });
     if !expected.ct_eq(resp) {
         return refused("wrong response (password)");

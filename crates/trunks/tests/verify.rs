@@ -24,6 +24,7 @@ fn creds(alg: Algorithm, pw: &[u8], nonce: &[u8], uri: &[u8], nc: Option<&str>) 
         method: b"INVITE",
         uri,
         qop,
+        body: b"",
     });
     let mut s = format!(
         "Digest username=\"pbx1\", realm=\"sbc.test\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm={}",
