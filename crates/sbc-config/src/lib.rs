@@ -40,13 +40,14 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AdminConfig, Config, Credentials, Destination, DigestConfig, HeaderConfig, InboundConfig,
-    MediaConfig, NumberPattern, OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig,
-    SipTimers, TlsFiles, TrunkConfig, TrunkId,
+    AdminConfig, ChallengeStatus, Config, Credentials, Destination, DigestConfig, DigestUri,
+    DigestUriCheck, HeaderConfig, InboundConfig, MediaConfig, NumberPattern, OutboundAuth,
+    OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers, TlsFiles,
+    TrunkConfig, TrunkId,
 };
 pub use raw::{
     RawAdmin, RawConfig, RawCredentials, RawDigest, RawHeader, RawInbound, RawMedia, RawOutbound,
-    RawRegister, RawRoute, RawSip, RawTrunk, DEFAULT_IDLE_TIMEOUT_SECS,
+    RawOutboundAuth, RawRegister, RawRoute, RawSip, RawTrunk, DEFAULT_IDLE_TIMEOUT_SECS,
     DEFAULT_REGISTER_EXPIRES_SECS, DEFAULT_SHUTDOWN_GRACE_SECS,
 };
 pub use secret::Secret;

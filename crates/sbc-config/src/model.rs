@@ -289,6 +289,66 @@ pub struct DigestConfig {
     pub realm: String,
     /// At least one user; usernames are unique.
     pub users: Vec<Credentials>,
+    /// The status challenging requests other than REGISTER (`inbound.digest.challenge`):
+    /// 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`, the default). REGISTER is always
+    /// challenged with 401 (RFC 3261 §10.3).
+    pub challenge: ChallengeStatus,
+    /// `inbound.digest.uri_check`.
+    pub uri_check: DigestUriCheck,
+}
+
+/// 401 or 407.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChallengeStatus {
+    /// 401 Unauthorized with `WWW-Authenticate`.
+    Unauthorized,
+    /// 407 Proxy Authentication Required with `Proxy-Authenticate`.
+    #[default]
+    ProxyAuthenticationRequired,
+}
+
+impl ChallengeStatus {
+    /// The status code.
+    #[must_use]
+    pub fn code(self) -> u16 {
+        match self {
+            Self::Unauthorized => 401,
+            Self::ProxyAuthenticationRequired => 407,
+        }
+    }
+}
+
+/// How the `uri` of the credentials must relate to the Request-URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DigestUriCheck {
+    /// `"host"`: the same host (real clients such as SIPp send `sip:host:port`).
+    #[default]
+    SameHost,
+    /// `"exact"`: byte for byte the Request-URI (RFC 3261 §22.4).
+    Exact,
+}
+
+/// `outbound.auth`: credentials for the trunk's challenges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundAuth {
+    /// Non-empty username.
+    pub username: String,
+    /// Non-empty password.
+    pub password: Secret,
+    /// `outbound.auth.realm`: answer with this realm instead of the challenge's.
+    pub realm: Option<String>,
+    /// `outbound.auth.digest_uri`.
+    pub digest_uri: DigestUri,
+}
+
+/// What the `uri` of sbcd's credentials holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DigestUri {
+    /// `"request_uri"`: the Request-URI exactly as sent (RFC 3261 §22.4), the default.
+    #[default]
+    RequestUri,
+    /// `"to"`: the To URI, which some carriers check instead.
+    To,
 }
 
 /// A username and password; the password was read from `password_file` at load if given so.
@@ -313,7 +373,7 @@ pub struct OutboundConfig {
     /// Header added to every request.
     pub header: Option<HeaderConfig>,
     /// Answers 401 and 407 challenges.
-    pub auth: Option<Credentials>,
+    pub auth: Option<OutboundAuth>,
     /// Register on behalf; when set, `uri` and `auth` are too.
     pub register: Option<RegisterConfig>,
     /// OPTIONS probe interval; `None`: no probe.

@@ -141,6 +141,10 @@ pub struct RawDigest {
     pub realm: String,
     /// Accepted credentials.
     pub users: Vec<RawCredentials>,
+    /// Status of the challenge to requests other than REGISTER: 401 or 407 (the default).
+    pub challenge: Option<u64>,
+    /// How the digest `uri` must match the Request-URI: `"host"` (the default) or `"exact"`.
+    pub uri_check: Option<String>,
 }
 
 /// A username with `password` or `password_file` (exactly one): digest users and
@@ -157,6 +161,22 @@ pub struct RawCredentials {
     pub password_file: Option<PathBuf>,
 }
 
+/// `outbound.auth`: the credentials sbcd answers a trunk's challenges with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutboundAuth {
+    /// Username.
+    pub username: String,
+    /// Password written in the file.
+    pub password: Option<Secret>,
+    /// File holding the password (as in [`RawCredentials`]).
+    pub password_file: Option<PathBuf>,
+    /// Realm to answer with instead of the challenge's.
+    pub realm: Option<String>,
+    /// The digest `uri`: `"request_uri"` (the default, as sent) or `"to"` (the To URI).
+    pub digest_uri: Option<String>,
+}
+
 /// `outbound.*` of a trunk.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,7 +190,7 @@ pub struct RawOutbound {
     /// Header added to every request.
     pub header: Option<RawHeader>,
     /// Credentials that answer 401 and 407.
-    pub auth: Option<RawCredentials>,
+    pub auth: Option<RawOutboundAuth>,
     /// Register on behalf.
     pub register: Option<RawRegister>,
     /// OPTIONS health probe interval.

@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::{
-    AdminConfig, Config, Credentials, DigestConfig, HeaderConfig, InboundConfig, MediaConfig,
-    NumberPattern, OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers,
-    TlsFiles, TrunkConfig, TrunkId,
+    AdminConfig, ChallengeStatus, Config, Credentials, DigestConfig, DigestUri, DigestUriCheck,
+    HeaderConfig, InboundConfig, MediaConfig, NumberPattern, OutboundAuth, OutboundConfig,
+    RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers, TlsFiles, TrunkConfig, TrunkId,
 };
 use crate::net::{is_domain_name, Host, IpNet, Listener, Transport};
 use crate::raw::{
-    RawAdmin, RawConfig, RawCredentials, RawHeader, RawInbound, RawMedia, RawOutbound, RawRoute,
-    RawSip, RawTrunk,
+    RawAdmin, RawConfig, RawCredentials, RawHeader, RawInbound, RawMedia, RawOutbound,
+    RawOutboundAuth, RawRoute, RawSip, RawTrunk,
 };
 use crate::secret::Secret;
 use crate::uri::SipUri;
@@ -509,9 +509,31 @@ impl Validator<'_> {
                     users.push(c);
                 }
             }
+            let challenge = match d.challenge {
+                None | Some(407) => ChallengeStatus::ProxyAuthenticationRequired,
+                Some(401) => ChallengeStatus::Unauthorized,
+                Some(n) => {
+                    self.bad_number(format!("{path}.challenge"), "must be 401 or 407", n);
+                    ChallengeStatus::default()
+                }
+            };
+            let uri_check = match d.uri_check.as_deref() {
+                None | Some("host") => DigestUriCheck::SameHost,
+                Some("exact") => DigestUriCheck::Exact,
+                Some(other) => {
+                    self.bad(
+                        format!("{path}.uri_check"),
+                        "must be \"host\" or \"exact\"",
+                        other,
+                    );
+                    DigestUriCheck::default()
+                }
+            };
             (self.errors.len() == before).then(|| DigestConfig {
                 realm: d.realm.clone(),
                 users,
+                challenge,
+                uri_check,
             })
         });
         if raw.register && raw.digest.is_none() {
@@ -593,7 +615,7 @@ impl Validator<'_> {
         let auth = raw
             .auth
             .as_ref()
-            .and_then(|a| self.credentials(&format!("{trunk}.outbound.auth"), a));
+            .and_then(|a| self.outbound_auth(&format!("{trunk}.outbound.auth"), a));
         let register = raw.register.as_ref().and_then(|r| {
             let path = format!("{trunk}.outbound.register");
             let before = self.errors.len();
@@ -696,6 +718,50 @@ impl Validator<'_> {
             );
             None
         }
+    }
+
+    /// `outbound.auth`: credentials, an optional realm override and the digest-URI choice.
+    fn outbound_auth(&mut self, path: &str, raw: &RawOutboundAuth) -> Option<OutboundAuth> {
+        let before = self.errors.len();
+        let creds = self.credentials(
+            path,
+            &RawCredentials {
+                username: raw.username.clone(),
+                password: raw.password.clone(),
+                password_file: raw.password_file.clone(),
+            },
+        );
+        if let Some(realm) = &raw.realm {
+            if realm.is_empty() || !is_quotable(realm) {
+                self.bad(
+                    format!("{path}.realm"),
+                    "must be non-empty, without quotes, backslashes or control characters",
+                    realm,
+                );
+            }
+        }
+        let digest_uri = match raw.digest_uri.as_deref() {
+            None | Some("request_uri") => DigestUri::RequestUri,
+            Some("to") => DigestUri::To,
+            Some(other) => {
+                self.bad(
+                    format!("{path}.digest_uri"),
+                    "must be \"request_uri\" or \"to\"",
+                    other,
+                );
+                DigestUri::default()
+            }
+        };
+        if self.errors.len() != before {
+            return None;
+        }
+        let creds = creds?;
+        Some(OutboundAuth {
+            username: creds.username,
+            password: creds.password,
+            realm: raw.realm.clone(),
+            digest_uri,
+        })
     }
 
     /// A username with exactly one of `password` and `password_file`; reads the file.

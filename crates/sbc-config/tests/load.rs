@@ -171,7 +171,16 @@ tls_key_file = "key.pem""#,
         "pw1",
         "password_file read, newline dropped"
     );
-    assert_eq!(pbx.outbound.auth.as_ref().unwrap().password.expose(), "pw");
+    let auth = pbx.outbound.auth.as_ref().unwrap();
+    assert_eq!(auth.password.expose(), "pw");
+    assert_eq!(auth.realm, None);
+    assert_eq!(auth.digest_uri, sbc_config::DigestUri::RequestUri);
+    assert_eq!(
+        digest.challenge,
+        sbc_config::ChallengeStatus::ProxyAuthenticationRequired,
+        "407 by default"
+    );
+    assert_eq!(digest.uri_check, sbc_config::DigestUriCheck::SameHost);
     assert_eq!(pbx.outbound.register.unwrap().expires_secs.get(), 300);
     assert_eq!(pbx.outbound.options_ping, Some(Duration::from_secs(30)));
     assert_eq!(
@@ -321,6 +330,16 @@ outbound.register = { expires_secs = 0 }"#),
         ("outbound.auth password XOR", trunk(r#"outbound.uri = "sip:h.test"
 outbound.auth = { username = "u" }"#),
          vec!["trunk[2].outbound.auth: password or password_file is required"]),
+        ("digest challenge status", trunk(r#"inbound.digest = { realm = "r", challenge = 403, users = [{ username = "u", password = "p" }] }"#),
+         vec!["trunk[2].inbound.digest.challenge: must be 401 or 407 (got 403)"]),
+        ("digest uri_check", trunk(r#"inbound.digest = { realm = "r", uri_check = "loose", users = [{ username = "u", password = "p" }] }"#),
+         vec![r#"trunk[2].inbound.digest.uri_check: must be "host" or "exact" (got "loose")"#]),
+        ("outbound.auth digest_uri", trunk(r#"outbound.uri = "sip:h.test"
+outbound.auth = { username = "u", password = "p", digest_uri = "from" }"#),
+         vec![r#"trunk[2].outbound.auth.digest_uri: must be "request_uri" or "to" (got "from")"#]),
+        ("outbound.auth realm", trunk(r#"outbound.uri = "sip:h.test"
+outbound.auth = { username = "u", password = "p", realm = "a\"b" }"#),
+         vec![r#"trunk[2].outbound.auth.realm: must be non-empty, without quotes, backslashes or control characters (got "a\"b")"#]),
         ("options ping zero", trunk("outbound.uri = \"sip:h.test\"\noutbound.options_ping_secs = 0"),
          vec!["trunk[2].outbound.options_ping_secs: must be at least 1 (leave the key out to disable the probe) (got 0)"]),
         ("options ping without uri", trunk("inbound.allow = [\"192.0.2.0/24\"]\noutbound.options_ping_secs = 30"),
@@ -700,4 +719,25 @@ fn sip_timers_are_configurable_and_checked() {
             "sip.t4_ms: expected 1 to 60000 milliseconds (RFC 3261 default 5000) (got 0)",
         ]
     );
+}
+
+#[test]
+fn digest_quirk_keys_are_read() {
+    let config = ok(&valid_with(
+        r#"
+[[trunk]]
+name = "c"
+inbound.digest = { realm = "sbc.test", challenge = 401, uri_check = "exact", users = [{ username = "u", password = "p" }] }
+outbound.uri = "sip:127.0.0.3:5060"
+outbound.auth = { username = "sbc", password = "pw", realm = "carrier.test", digest_uri = "to" }
+"#,
+    ));
+    let c = &config.trunks[2];
+    let digest = c.inbound.digest.as_ref().unwrap();
+    assert_eq!(digest.challenge, sbc_config::ChallengeStatus::Unauthorized);
+    assert_eq!(digest.challenge.code(), 401);
+    assert_eq!(digest.uri_check, sbc_config::DigestUriCheck::Exact);
+    let auth = c.outbound.auth.as_ref().unwrap();
+    assert_eq!(auth.realm.as_deref(), Some("carrier.test"));
+    assert_eq!(auth.digest_uri, sbc_config::DigestUri::To);
 }
