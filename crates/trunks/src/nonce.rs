@@ -6,7 +6,8 @@
 //! challenge, so the client retries without asking its user, RFC 7616 §3.3). Replays are the
 //! one thing that needs state: [`NonceCounts`] remembers the highest `nc` seen per nonce.
 
-use std::collections::HashMap;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -109,10 +110,12 @@ impl Nonces {
 }
 
 /// The highest nonce count seen per nonce (RFC 7616 §3.4: the server checks that `nc` grows,
-/// which stops replays). Bounded: entries older than the nonce lifetime are dropped.
+/// which stops replays). Shared by every shard (a client may reuse a nonce on requests that
+/// land on different shards), so it is a sharded concurrent map, never one lock. Bounded:
+/// entries older than the nonce lifetime are dropped.
 #[derive(Debug, Default)]
 pub struct NonceCounts {
-    seen: HashMap<[u8; NONCE_LEN], (u32, u64)>,
+    seen: DashMap<[u8; NONCE_LEN], (u32, u64)>,
 }
 
 impl NonceCounts {
@@ -121,29 +124,33 @@ impl NonceCounts {
     pub const MAX: usize = 100_000;
 
     /// Accepts `nc` for `nonce` (already checked Fresh) if it is higher than any seen before.
-    pub fn accept(&mut self, nonce: &[u8; NONCE_LEN], nc: u32, now_secs: u64) -> bool {
+    pub fn accept(&self, nonce: &[u8; NONCE_LEN], nc: u32, now_secs: u64) -> bool {
         if self.seen.len() >= Self::MAX {
-            let mut ages: Vec<u64> = self.seen.values().map(|&(_, t)| t).collect();
+            let mut ages: Vec<u64> = self.seen.iter().map(|e| e.value().1).collect();
             ages.sort_unstable();
             let cut = ages[ages.len() / 2];
             self.seen.retain(|_, &mut (_, t)| t > cut);
         }
-        match self.seen.get_mut(nonce) {
-            Some((last, t)) if nc > *last => {
-                *last = nc;
-                *t = now_secs;
-                true
+        match self.seen.entry(*nonce) {
+            Entry::Occupied(mut e) => {
+                let (last, t) = e.get_mut();
+                if nc > *last {
+                    *last = nc;
+                    *t = now_secs;
+                    true
+                } else {
+                    false
+                }
             }
-            Some(_) => false,
-            None => {
-                self.seen.insert(*nonce, (nc, now_secs));
+            Entry::Vacant(e) => {
+                e.insert((nc, now_secs));
                 true
             }
         }
     }
 
     /// Forgets nonces last used before `before_secs` (call it now and then with now - lifetime).
-    pub fn prune(&mut self, before_secs: u64) {
+    pub fn prune(&self, before_secs: u64) {
         self.seen.retain(|_, &mut (_, t)| t >= before_secs);
     }
 
@@ -207,7 +214,7 @@ mod tests {
     fn nonce_count_must_grow() {
         let n = nonces();
         let nonce = n.issue(1000, b"r");
-        let mut counts = NonceCounts::default();
+        let counts = NonceCounts::default();
         assert!(counts.accept(&nonce, 1, 1000));
         assert!(!counts.accept(&nonce, 1, 1001), "replay");
         assert!(counts.accept(&nonce, 2, 1002));

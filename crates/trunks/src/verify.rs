@@ -67,7 +67,7 @@ pub fn verify<'a>(
     creds: &Challenge<'a>,
     check: &Check<'_>,
     nonces: &Nonces,
-    counts: &mut NonceCounts,
+    counts: &NonceCounts,
     password_of: impl FnOnce(&[u8]) -> Option<&'a [u8]>,
 ) -> Verdict<'a> {
     let refused = |why| Verdict::Refused { why };

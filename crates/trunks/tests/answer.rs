@@ -39,7 +39,7 @@ fn answers_verify_for_each_algorithm() {
             policy: UriPolicy::Exact,
             now_secs: 11,
         };
-        let v = verify(&creds, &check, &nonces, &mut NonceCounts::default(), |_| {
+        let v = verify(&creds, &check, &nonces, &NonceCounts::default(), |_| {
             Some(&b"pw"[..])
         });
         assert_eq!(

@@ -44,7 +44,7 @@ fn run(
     policy: UriPolicy,
     now: u64,
     nonces: &Nonces,
-    counts: &mut NonceCounts,
+    counts: &NonceCounts,
 ) -> String {
     let c = Challenge::parse(value.as_bytes(), HeaderKind::Authorization).unwrap();
     let check = Check {
@@ -67,7 +67,7 @@ fn run(
 #[test]
 fn right_wrong_stale_replayed() {
     let nonces = Nonces::new([1; 32], 60);
-    let mut counts = NonceCounts::default();
+    let counts = NonceCounts::default();
     let nonce = nonces.issue(100, REALM);
     for alg in [
         Algorithm::Md5,
@@ -75,36 +75,36 @@ fn right_wrong_stale_replayed() {
         Algorithm::Md5Sess,
         Algorithm::Sha256Sess,
     ] {
-        let mut counts = NonceCounts::default();
+        let counts = NonceCounts::default();
         let ok = creds(alg, b"pw1", &nonce, RURI, Some("00000001"));
         assert_eq!(
-            run(&ok, UriPolicy::Exact, 110, &nonces, &mut counts),
+            run(&ok, UriPolicy::Exact, 110, &nonces, &counts),
             "accepted pbx1",
             "{alg:?}"
         );
         assert_eq!(
-            run(&ok, UriPolicy::Exact, 111, &nonces, &mut counts),
+            run(&ok, UriPolicy::Exact, 111, &nonces, &counts),
             "refused: nonce count replayed"
         );
         let next = creds(alg, b"pw1", &nonce, RURI, Some("00000002"));
         assert_eq!(
-            run(&next, UriPolicy::Exact, 112, &nonces, &mut counts),
+            run(&next, UriPolicy::Exact, 112, &nonces, &counts),
             "accepted pbx1"
         );
     }
     let no_qop = creds(Algorithm::Md5, b"pw1", &nonce, RURI, None);
     assert_eq!(
-        run(&no_qop, UriPolicy::Exact, 110, &nonces, &mut counts),
+        run(&no_qop, UriPolicy::Exact, 110, &nonces, &counts),
         "accepted pbx1",
         "RFC 2069 style"
     );
     let wrong = creds(Algorithm::Md5, b"nope", &nonce, RURI, Some("00000001"));
     assert_eq!(
-        run(&wrong, UriPolicy::Exact, 110, &nonces, &mut counts),
+        run(&wrong, UriPolicy::Exact, 110, &nonces, &counts),
         "refused: wrong response (password)"
     );
     assert_eq!(
-        run(&no_qop, UriPolicy::Exact, 161, &nonces, &mut counts),
+        run(&no_qop, UriPolicy::Exact, 161, &nonces, &counts),
         "stale"
     );
     let foreign = creds(
@@ -115,7 +115,7 @@ fn right_wrong_stale_replayed() {
         None,
     );
     assert_eq!(
-        run(&foreign, UriPolicy::Exact, 110, &nonces, &mut counts),
+        run(&foreign, UriPolicy::Exact, 110, &nonces, &counts),
         "refused: not a nonce of ours"
     );
 }
@@ -123,21 +123,21 @@ fn right_wrong_stale_replayed() {
 #[test]
 fn uri_policy_lenient_by_default_strict_on_request() {
     let nonces = Nonces::new([1; 32], 60);
-    let mut counts = NonceCounts::default();
+    let counts = NonceCounts::default();
     let nonce = nonces.issue(100, REALM);
     // SIPp sends only sip:host:port.
     let sipp_style = creds(Algorithm::Md5, b"pw1", &nonce, b"sip:127.0.0.1:5060", None);
     assert_eq!(
-        run(&sipp_style, UriPolicy::SameHost, 110, &nonces, &mut counts),
+        run(&sipp_style, UriPolicy::SameHost, 110, &nonces, &counts),
         "accepted pbx1"
     );
     assert_eq!(
-        run(&sipp_style, UriPolicy::Exact, 110, &nonces, &mut counts),
+        run(&sipp_style, UriPolicy::Exact, 110, &nonces, &counts),
         "refused: digest uri does not match the Request-URI"
     );
     let other_host = creds(Algorithm::Md5, b"pw1", &nonce, b"sip:evil.example", None);
     assert_eq!(
-        run(&other_host, UriPolicy::SameHost, 110, &nonces, &mut counts),
+        run(&other_host, UriPolicy::SameHost, 110, &nonces, &counts),
         "refused: digest uri does not match the Request-URI"
     );
 }
