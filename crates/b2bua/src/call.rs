@@ -18,6 +18,7 @@ use sip_txn::{
 };
 use tracing::debug;
 
+use crate::auth;
 use crate::build::{self, ALLOW, SUPPORTED};
 use crate::ids::{self, Side, Token};
 use crate::leg::{Leg, Peer};
@@ -216,6 +217,10 @@ struct ClientTx {
     cancel_pending: bool,
     /// A provisional response arrived.
     provisional: bool,
+    /// The request carried digest credentials.
+    had_credentials: bool,
+    /// How many times this request was re-sent to answer a challenge.
+    auth_tries: u8,
     done: bool,
 }
 
@@ -266,6 +271,17 @@ pub(crate) struct Call {
     scheduled: Option<Instant>,
     ended_event: bool,
     result: Option<CallResult>,
+}
+
+/// `<sip:x@h>;p` -> `sip:x@h` (a name-addr's URI).
+fn strip_angle(name_addr: &[u8]) -> &[u8] {
+    match (
+        name_addr.iter().position(|&b| b == b'<'),
+        name_addr.iter().position(|&b| b == b'>'),
+    ) {
+        (Some(a), Some(b)) if a < b => &name_addr[a + 1..b],
+        _ => name_addr,
+    }
 }
 
 fn side_of_leg(legs: &mut [Leg; 2], side: Side) -> &mut Leg {
@@ -322,6 +338,7 @@ impl Call {
             peer: new.peer,
             ended: false,
             confirmed: false,
+            auth: None,
         };
         let b = Leg {
             call_id: Box::default(),
@@ -336,6 +353,7 @@ impl Call {
             peer: new.peer,
             ended: false,
             confirmed: false,
+            auth: None,
         };
         let mut call = Self {
             token: new.token,
@@ -655,6 +673,38 @@ impl Call {
             build::copy_crossing(&mut w, m);
         }
         let body = relayed.map_or(&[][..], |m| m.body);
+        let mut had_credentials = false;
+        if !matches!(method, Method::Ack | Method::Cancel) {
+            let trunk = match side {
+                Side::A => Some(self.from_trunk),
+                Side::B => self.to_trunk,
+            };
+            let tc = trunk.map(|t| self.routing.config.trunk(t));
+            if let Some(h) = tc.and_then(|t| t.outbound.header.as_ref()) {
+                w.header_named(h.name.as_bytes(), h.value.expose().as_bytes());
+            }
+            let creds = tc.and_then(|t| t.outbound.auth.as_ref());
+            if let (Some(creds), Some(state)) = (creds, leg.auth.as_mut()) {
+                // A nonce used again: the count goes up (RFC 7616 §3.4).
+                state.nc = state.nc.wrapping_add(1);
+                let mut cnonce = Vec::with_capacity(16);
+                ids::put_hex(&mut cnonce, ctx.rng.next_u64(), 16);
+                let to_uri = strip_angle(&leg.remote_uri);
+                auth::write_credentials(
+                    &mut w,
+                    creds,
+                    state,
+                    &auth::Target {
+                        method: method_raw,
+                        request_uri: &leg.target,
+                        to_uri,
+                        body,
+                    },
+                    &cnonce,
+                );
+                had_credentials = true;
+            }
+        }
         w.finish_with_body(body);
         let request = Bytes::from(out);
         if method == Method::Ack {
@@ -677,6 +727,8 @@ impl Call {
             ack_waits: false,
             cancel_pending: false,
             provisional: false,
+            had_credentials,
+            auth_tries: 0,
             done: false,
         });
         // The new transaction's first output is the send itself.
@@ -751,7 +803,14 @@ impl Call {
                 b"sip:"
             });
             if let Some(p) = &tc.outbound.prefix {
-                target.extend_from_slice(p.as_bytes());
+                // '#' is not allowed raw in a SIP URI user part (RFC 3261 §25.1).
+                for &b in p.as_bytes() {
+                    if b == b'#' {
+                        target.extend_from_slice(b"%23");
+                    } else {
+                        target.push(b);
+                    }
+                }
             }
             target.extend_from_slice(&self.number);
             target.push(b'@');
@@ -786,6 +845,7 @@ impl Call {
                 peer,
                 ended: false,
                 confirmed: false,
+                auth: None,
             };
             self.b_rseq = None;
             self.to_trunk = Some(trunk);
@@ -940,6 +1000,8 @@ impl Call {
             ack_waits: false,
             cancel_pending: false,
             provisional: false,
+            had_credentials: false,
+            auth_tries: 0,
             done: false,
         });
         let _ = self.drain_client(now, ctx, cid, None);
@@ -1043,10 +1105,178 @@ impl Call {
         c.machine.handle_response(now, code);
         let codes = self.drain_client(now, ctx, id, Some(msg));
         for code in codes {
+            if code == 401 || code == 407 {
+                match self.answer_challenge(now, ctx, id, code, msg) {
+                    Ok(()) => continue,
+                    Err(why) => {
+                        // Never relayed: the other side would answer sbcd's peer's challenge
+                        // with its own credentials. The trunk failed (failover, or 503).
+                        self.challenge_failed(ctx, id, why);
+                        let r = build::reason(503);
+                        self.client_result(now, ctx, id, 503, r, None);
+                        continue;
+                    }
+                }
+            }
             self.client_result(now, ctx, id, code, reason, Some(msg));
         }
         self.forget_done_clients();
         true
+    }
+
+    /// Re-sends the request of client transaction `id` with credentials for the challenges
+    /// in `msg` (RFC 3261 §22.2, §22.3): same Call-ID, CSeq + 1, a new branch, so a new client
+    /// transaction that takes over the old one's purpose.
+    fn answer_challenge(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        id: u16,
+        code: u16,
+        msg: &Message<'_, '_>,
+    ) -> Result<(), auth::NoAnswer> {
+        let Some(c) = self.clients.iter().find(|c| c.id == id) else {
+            return Err(auth::NoAnswer::Unusable);
+        };
+        if matches!(c.method, Method::Ack | Method::Cancel) {
+            return Err(auth::NoAnswer::Unusable);
+        }
+        let (side, method, purpose, tries, had) =
+            (c.side, c.method, c.purpose, c.auth_tries, c.had_credentials);
+        let (peer, had_offer, old) = (c.peer, c.had_offer, c.request.clone());
+        let routing = Arc::clone(&self.routing);
+        let trunk = match side {
+            Side::A => Some(self.from_trunk),
+            Side::B => self.to_trunk,
+        };
+        let Some(creds) = trunk.and_then(|t| routing.config.trunk(t).outbound.auth.as_ref()) else {
+            return Err(auth::NoAnswer::NoCredentials);
+        };
+        let (challenges, stale) = auth::pick_challenges(msg, code);
+        if challenges.is_empty() {
+            return Err(auth::NoAnswer::Unusable);
+        }
+        // A second challenge to credentials, not stale: the password is wrong (RFC 3261
+        // §22.2: re-trying with the same credentials is pointless).
+        if had && !stale {
+            return Err(auth::NoAnswer::WrongPassword);
+        }
+        if tries >= 3 {
+            return Err(auth::NoAnswer::TooMany);
+        }
+        let mut hs = [EMPTY_HEADER; 96];
+        let Ok(req) = sip_codec::parse(&old, &mut hs) else {
+            return Err(auth::NoAnswer::Unusable);
+        };
+        let StartLine::Request {
+            method_raw, uri, ..
+        } = req.start
+        else {
+            return Err(auth::NoAnswer::Unusable);
+        };
+        let new_id = self.new_id();
+        let leg = &mut self.legs[side.index()];
+        let mut state = auth::LegAuth {
+            code,
+            challenges,
+            nc: 1,
+        };
+        let cseq = leg.next_seq();
+        let Some(local) = ctx.locals.find(peer.transport, peer.addr) else {
+            return Err(auth::NoAnswer::Unusable);
+        };
+        let mut branch = Vec::with_capacity(40);
+        ids::write_branch(&mut branch, self.token, side, new_id, ctx.rng.next_u32());
+        let mut out = Vec::with_capacity(old.len() + 256);
+        let mut w = Writer::new(&mut out);
+        w.request_line(method_raw, &[uri]);
+        w.via(local.via_proto, &local.sent_by, &[&branch], true);
+        w.copy_all(&req, |h| {
+            !matches!(
+                h.kind,
+                HeaderKind::Via
+                    | HeaderKind::CSeq
+                    | HeaderKind::Authorization
+                    | HeaderKind::ProxyAuthorization
+                    | HeaderKind::ContentLength
+            )
+        });
+        w.cseq(cseq, method_raw);
+        let mut cnonce = Vec::with_capacity(16);
+        ids::put_hex(&mut cnonce, ctx.rng.next_u64(), 16);
+        let to_uri = req.to().map_or(&b""[..], |t| t.uri);
+        auth::write_credentials(
+            &mut w,
+            creds,
+            &state,
+            &auth::Target {
+                method: method_raw,
+                request_uri: uri,
+                to_uri,
+                body: req.body,
+            },
+            &cnonce,
+        );
+        w.finish_with_body(req.body);
+        state.nc = 1;
+        leg.auth = Some(state);
+        let request = Bytes::from(out);
+        // The old transaction only absorbs retransmissions now.
+        if let Some(c) = self.client(id) {
+            c.purpose = Purpose::Own;
+        }
+        self.clients.push(ClientTx {
+            id: new_id,
+            side,
+            method,
+            cseq,
+            branch: branch.into(),
+            machine: ClientMachine::new(method, now, ctx.timers, peer),
+            request,
+            peer,
+            purpose,
+            had_offer,
+            ack: None,
+            ack_waits: false,
+            cancel_pending: false,
+            provisional: false,
+            had_credentials: true,
+            auth_tries: tries + 1,
+            done: false,
+        });
+        match purpose {
+            Purpose::Initial => self.b_invite = Some(new_id),
+            Purpose::Relay(server) => {
+                if let Some(s) = self.server(server) {
+                    s.link = Some(new_id);
+                }
+            }
+            Purpose::Own => {}
+        }
+        let _ = self.drain_client(now, ctx, new_id, None);
+        debug!(side = %side, code, "challenge answered; request re-sent with credentials");
+        Ok(())
+    }
+
+    /// Logs and counts a challenge sbcd does not answer.
+    fn challenge_failed(&mut self, ctx: &mut Ctx, id: u16, why: auth::NoAnswer) {
+        let side = self.clients.iter().find(|c| c.id == id).map(|c| c.side);
+        let trunk = match side {
+            Some(Side::A) => Some(self.from_trunk),
+            Some(Side::B) => self.to_trunk,
+            None => None,
+        };
+        let name = trunk.map(|t| self.routing.config.trunk(t).name.clone());
+        debug!(
+            trunk = name.as_deref().unwrap_or("-"),
+            why = why.as_str(),
+            "challenge not answered"
+        );
+        ctx.stats.auth_failures += 1;
+        ctx.event(Event::AuthFailed {
+            trunk: name,
+            mode: "outbound",
+        });
     }
 
     /// The transaction user's part: what a response (or a timeout, as 408/503) means.
@@ -1382,6 +1612,41 @@ impl Call {
             }
             return;
         }
+        // The trunk's digest applies inside the dialog too (ACK and CANCEL are never
+        // challenged, §22.1). A challenged request does not count as received: its retry comes
+        // with CSeq + 1.
+        if side == Side::A {
+            let trunk = self.from_trunk;
+            let verdict = auth::check_inbound(&self.routing, trunk, msg, now);
+            if verdict != auth::Inbound::Accepted {
+                let routing = Arc::clone(&self.routing);
+                let tag = self.legs[0].local_tag.clone();
+                let salt = ctx.rng.next_u64();
+                let (code, stale) = match verdict {
+                    auth::Inbound::Challenge { stale } => {
+                        (auth::challenge_code(&routing, trunk, Some(method)), stale)
+                    }
+                    _ => (403, false),
+                };
+                if let auth::Inbound::Refused { why } = verdict {
+                    debug!(trunk = %routing.config.trunk(trunk).name, why, "in-dialog credentials refused: 403");
+                    ctx.stats.auth_failures += 1;
+                    ctx.event(Event::AuthFailed {
+                        trunk: Some(routing.config.trunk(trunk).name.clone()),
+                        mode: "digest",
+                    });
+                }
+                if let Some(r) = build::stateless_response(msg, inc.source, code, &tag, |w| {
+                    if code != 403 {
+                        auth::write_challenge(w, &routing, trunk, code, stale, now, salt);
+                    }
+                }) {
+                    ctx.send(r, peer, 0);
+                }
+                return;
+            }
+        }
+        let leg = &mut self.legs[side.index()];
         leg.remote_seq = Some(cseq);
         if leg.ended && method != Method::Bye {
             let tag = leg.local_tag.clone();

@@ -48,6 +48,8 @@ pub(crate) struct Leg {
     pub(crate) ended: bool,
     /// The dialog is confirmed (a 2xx was sent or received on this leg).
     pub(crate) confirmed: bool,
+    /// The challenges the peer sent on this leg; later requests carry credentials at once.
+    pub(crate) auth: Option<crate::auth::LegAuth>,
 }
 
 impl Leg {

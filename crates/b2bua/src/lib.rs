@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod auth;
 mod build;
 mod call;
 pub mod ids;
@@ -82,6 +83,14 @@ pub enum Event {
         to: Option<String>,
         /// How it ended.
         result: CallResult,
+    },
+    /// A request failed a trunk's inbound check, or its digest credentials were refused
+    /// (`sbc_trunk_auth_failures_total{trunk,mode}`).
+    AuthFailed {
+        /// The trunk whose check failed; None when no trunk's index matched at all.
+        trunk: Option<String>,
+        /// The check: `allow`, `domain`, `header`, `prefix`, `digest`, `register`.
+        mode: &'static str,
     },
     /// A message was dropped without a reply.
     Dropped {

@@ -1,10 +1,12 @@
 //! Which trunk a request comes from, which trunks a call goes to, and sbcd's own addresses.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use sbc_config::net::{Host, Transport};
-use sbc_config::{Config, Destination, TrunkConfig, TrunkId};
-use sip_codec::{HeaderKind, Message};
+use sbc_config::{Config, Destination, TrunkId};
+use trunks::ingress::{self, Ingress, Matched};
+use trunks::Shared;
 
 /// A configuration snapshot with each trunk's next hop resolved to a socket address.
 ///
@@ -15,14 +17,19 @@ pub struct Routing {
     /// The configuration.
     pub config: Config,
     targets: Vec<Option<SocketAddr>>,
+    ingress: Ingress,
+    /// Kept across reloads: nonces, nonce counts, Contact users.
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Routing {
-    /// Resolves every trunk's `outbound.uri` with `resolve` (host, port, transport -> address).
-    /// An IP host needs no resolver; a name the resolver cannot resolve leaves the trunk
-    /// without a target (calls skip it, as a failed trunk).
+    /// Resolves every trunk's `outbound.uri` with `resolve` (host, port, transport -> address)
+    /// and indexes the trunks' inbound checks. An IP host needs no resolver; a name the
+    /// resolver cannot resolve leaves the trunk without a target (calls skip it, as a failed
+    /// trunk). `shared` is the same for every snapshot of one process.
     pub fn new(
         config: Config,
+        shared: Arc<Shared>,
         mut resolve: impl FnMut(&str, u16, Transport) -> Option<SocketAddr>,
     ) -> Self {
         let targets = config
@@ -43,7 +50,21 @@ impl Routing {
                 _ => None,
             })
             .collect();
-        Self { config, targets }
+        let ingress = Ingress::new(&config, |id| {
+            Some(shared.contact_user(&config.trunk(id).name))
+        });
+        Self {
+            config,
+            targets,
+            ingress,
+            shared,
+        }
+    }
+
+    /// The index of inbound checks.
+    #[must_use]
+    pub fn ingress(&self) -> &Ingress {
+        &self.ingress
     }
 
     /// Where calls to this trunk go, and on which transport.
@@ -60,28 +81,9 @@ impl Routing {
         Some((addr, transport))
     }
 
-    /// The first trunk, in file order, whose inbound checks all pass (DESIGN.md). The checks
-    /// of this issue: `inbound.allow`, `inbound.domain`, `inbound.header`, `inbound.prefix`.
-    /// A trunk that needs digest or registration is not matched here yet.
-    pub(crate) fn identify(
-        &self,
-        source: IpAddr,
-        msg: &Message<'_, '_>,
-        number: &[u8],
-        ruri_host: Option<&[u8]>,
-    ) -> Option<TrunkId> {
-        self.config
-            .trunks
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.inbound.has_checks())
-            .find(|(_, t)| inbound_checks_pass(t, source, msg, number, ruri_host))
-            .and_then(|(i, t)| {
-                self.config
-                    .trunk_by_name(&t.name)
-                    .filter(|(id, _)| id.index() == i)
-            })
-            .map(|(id, _)| id)
+    /// The trunk a request belongs to ([`trunks::ingress`]).
+    pub(crate) fn identify(&self, req: &ingress::Request<'_, '_, '_>) -> Option<Matched> {
+        self.ingress.identify(req)
     }
 
     /// The outbound trunks of the first route from `from` whose pattern matches `number`.
@@ -92,45 +94,6 @@ impl Routing {
             .find(|r| r.from == from && r.pattern.as_ref().is_none_or(|p| p.is_match_bytes(number)))
             .map(|r| r.to.as_slice())
     }
-}
-
-fn inbound_checks_pass(
-    t: &TrunkConfig,
-    source: IpAddr,
-    msg: &Message<'_, '_>,
-    number: &[u8],
-    ruri_host: Option<&[u8]>,
-) -> bool {
-    let i = &t.inbound;
-    if i.digest.is_some() || i.register {
-        return false;
-    }
-    if !i.allow.is_empty() && !i.allow.iter().any(|net| net.contains(source)) {
-        return false;
-    }
-    if let Some(domain) = &i.domain {
-        if !ruri_host.is_some_and(|h| h.eq_ignore_ascii_case(domain.as_bytes())) {
-            return false;
-        }
-    }
-    if let Some(h) = &i.header {
-        let ok = msg
-            .headers
-            .iter()
-            .filter(|x| {
-                x.kind == HeaderKind::Other && x.name.eq_ignore_ascii_case(h.name.as_bytes())
-            })
-            .any(|x| h.value.matches(x.value));
-        if !ok {
-            return false;
-        }
-    }
-    if let Some(p) = &i.prefix {
-        if !number.starts_with(p.as_bytes()) {
-            return false;
-        }
-    }
-    true
 }
 
 /// One of sbcd's signalling sockets, as written into Via and Contact.

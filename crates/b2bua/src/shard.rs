@@ -11,6 +11,10 @@ use sip_txn::Timers;
 use slab::Slab;
 use tracing::debug;
 
+use sbc_config::TrunkId;
+use trunks::ingress::{self, Matched, Mode};
+
+use crate::auth;
 use crate::build::{self, ALLOW, SUPPORTED};
 use crate::call::{Call, NewCall};
 use crate::ids::{self, Rng, Side, Token};
@@ -63,6 +67,9 @@ pub struct Stats {
     pub calls_ended: u64,
     /// Requests refused because no trunk accepted them (403).
     pub unknown_source: u64,
+    /// Failed inbound checks (one request may fail several trunks' checks) and refused
+    /// digest credentials.
+    pub auth_failures: u64,
 }
 
 /// The shard facilities a call uses while it handles an input.
@@ -154,6 +161,23 @@ fn fnv1a(s: &[u8]) -> u64 {
     s.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })
+}
+
+fn peer_of(inc: Incoming<'_>) -> Peer {
+    Peer {
+        addr: inc.source,
+        transport: inc.transport,
+        conn: inc.conn,
+    }
+}
+
+/// The user part of the To URI (the called number of a call to a registered Contact).
+fn to_user<'b>(msg: &Message<'_, 'b>) -> Option<&'b [u8]> {
+    match msg.to().ok()?.parse_uri().ok()? {
+        Uri::Sip(s) => s.user,
+        Uri::Tel(t) => Some(t.number),
+        _ => None,
+    }
 }
 
 /// The called number and the Request-URI host of a request.
@@ -419,18 +443,14 @@ impl Shard {
                 }
             }
             _ => {
-                let (number, host) = number_and_host(msg);
-                let known = self
-                    .routing
-                    .identify(inc.source.ip(), msg, number.unwrap_or_default(), host)
-                    .is_some();
-                if !known {
-                    self.ctx.stats.unknown_source += 1;
-                    debug!(source = %inc.source, "request from no trunk: 403");
-                    self.reply(msg, inc, 403);
-                } else if method == Method::Options {
+                let routing = Arc::clone(&self.routing);
+                let Some(m) = self.identify_or_refuse(&routing, msg, inc) else {
+                    return;
+                };
+                if method == Method::Options {
+                    // A keep-alive: answered for any trunk, without credentials.
                     self.reply(msg, inc, 200);
-                } else {
+                } else if self.authorize(now, &routing, m.trunk, msg, inc) {
                     self.reply(msg, inc, 405);
                 }
             }
@@ -438,15 +458,14 @@ impl Shard {
     }
 
     fn new_call(&mut self, now: Instant, msg: &Message<'_, '_>, inc: Incoming<'_>) {
-        let (number, host) = number_and_host(msg);
-        let raw_number = number.unwrap_or_default();
         let routing = Arc::clone(&self.routing);
-        let Some(trunk) = routing.identify(inc.source.ip(), msg, raw_number, host) else {
-            self.ctx.stats.unknown_source += 1;
-            debug!(source = %inc.source, "INVITE from no trunk: 403");
-            self.reply(msg, inc, 403);
+        let Some(m) = self.identify_or_refuse(&routing, msg, inc) else {
             return;
         };
+        let trunk = m.trunk;
+        if !self.authorize(now, &routing, trunk, msg, inc) {
+            return;
+        }
         if self.draining {
             self.reply(msg, inc, 503);
             return;
@@ -460,12 +479,16 @@ impl Shard {
             _ => 69,
         };
         let tc = routing.config.trunk(trunk);
-        let number = tc
-            .inbound
-            .prefix
-            .as_ref()
-            .and_then(|p| raw_number.strip_prefix(p.as_bytes()))
-            .unwrap_or(raw_number);
+        let number = if m.registered_contact {
+            // Sent to the Contact sbcd registered: the called number is in To (RFC 3261
+            // §10.2.1: the Request-URI is our Contact, the AOR stays in To).
+            to_user(msg).unwrap_or_default()
+        } else {
+            number_and_host(msg)
+                .0
+                .and_then(|n| n.get(m.prefix_len..))
+                .unwrap_or_default()
+        };
         if number.is_empty() {
             self.reply(msg, inc, 404);
             return;
@@ -519,6 +542,83 @@ impl Shard {
                 self.settle(slot);
             }
             Err(code) => self.reply(msg, inc, code),
+        }
+    }
+
+    /// The trunk of a request outside any dialog. None: no trunk accepts it; it was answered
+    /// 403, each candidate trunk's failed check counted and logged at debug level.
+    fn identify_or_refuse(
+        &mut self,
+        routing: &Routing,
+        msg: &Message<'_, '_>,
+        inc: Incoming<'_>,
+    ) -> Option<Matched> {
+        let (user, host) = number_and_host(msg);
+        let req = ingress::Request {
+            source: inc.source.ip(),
+            ruri_user: user,
+            ruri_host: host,
+            msg,
+        };
+        if let Some(m) = routing.identify(&req) {
+            return Some(m);
+        }
+        self.ctx.stats.unknown_source += 1;
+        let ctx = &mut self.ctx;
+        routing.ingress().failures(&req, |trunk, mode| {
+            let name = trunk.map(|t| routing.config.trunk(t).name.as_str());
+            debug!(
+                source = %inc.source,
+                trunk = name.unwrap_or("-"),
+                check = mode.as_str(),
+                "inbound check failed"
+            );
+            ctx.stats.auth_failures += 1;
+            ctx.event(Event::AuthFailed {
+                trunk: name.map(str::to_owned),
+                mode: mode.as_str(),
+            });
+        });
+        debug!(source = %inc.source, "request from no trunk: 403");
+        self.reply(msg, inc, 403);
+        None
+    }
+
+    /// The digest check of a trunk with `inbound.digest`: true when the request may go on;
+    /// otherwise it was answered with a challenge (401/407) or 403.
+    fn authorize(
+        &mut self,
+        now: Instant,
+        routing: &Routing,
+        trunk: TrunkId,
+        msg: &Message<'_, '_>,
+        inc: Incoming<'_>,
+    ) -> bool {
+        match auth::check_inbound(routing, trunk, msg, now) {
+            auth::Inbound::Accepted => true,
+            auth::Inbound::Challenge { stale } => {
+                let code = auth::challenge_code(routing, trunk, msg.method());
+                let mut tag = Vec::with_capacity(16);
+                ids::put_hex(&mut tag, self.ctx.rng.next_u64(), 16);
+                let salt = self.ctx.rng.next_u64();
+                if let Some(bytes) = build::stateless_response(msg, inc.source, code, &tag, |w| {
+                    auth::write_challenge(w, routing, trunk, code, stale, now, salt);
+                }) {
+                    self.ctx.send(bytes, peer_of(inc), 0);
+                }
+                false
+            }
+            auth::Inbound::Refused { why } => {
+                let name = &routing.config.trunk(trunk).name;
+                debug!(source = %inc.source, trunk = %name, why, "digest credentials refused: 403");
+                self.ctx.stats.auth_failures += 1;
+                self.ctx.event(Event::AuthFailed {
+                    trunk: Some(name.clone()),
+                    mode: Mode::Digest.as_str(),
+                });
+                self.reply(msg, inc, 403);
+                false
+            }
         }
     }
 

@@ -105,9 +105,13 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     .await
     .context("binding the SIP listeners")?;
     let locals = shards::locals(&transports, &config);
+    // Nonces and registered Contact users are keyed by a secret of this process; it outlives
+    // reloads, so challenges in flight stay valid across a SIGHUP.
+    let shared = Arc::new(trunks::Shared::new(secret()?, std::time::Instant::now()));
     let routing = {
         let c = (*config).clone();
-        Arc::new(tokio::task::spawn_blocking(move || shards::routing(c)).await?)
+        let s = Arc::clone(&shared);
+        Arc::new(tokio::task::spawn_blocking(move || shards::routing(c, s)).await?)
     };
     shards::log_start(n, &locals);
     let mut tasks = Vec::with_capacity(n);
@@ -146,7 +150,8 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
             }
             _ = sighup.recv() => {
                 if let Some(new) = reload(&config_path, &config_tx, &log).await {
-                    let routing = Arc::new(tokio::task::spawn_blocking(move || shards::routing((*new).clone())).await?);
+                    let s = Arc::clone(&shared);
+                    let routing = Arc::new(tokio::task::spawn_blocking(move || shards::routing((*new).clone(), s)).await?);
                     shard_set.broadcast(|| Input::Routing(Arc::clone(&routing))).await;
                 }
             }
@@ -182,6 +187,16 @@ fn shard_count() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 64)
+}
+
+/// 32 random bytes from the kernel: the key of digest nonces and registered Contact users.
+fn secret() -> anyhow::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .context("reading 32 random bytes from /dev/urandom")?;
+    Ok(key)
 }
 
 /// A seed for tags, branches and Call-IDs that differs per process and start.

@@ -117,8 +117,8 @@ impl ShardSet {
 }
 
 /// Resolves the trunks' next hops (blocking DNS for names; run it off the runtime threads).
-pub(crate) fn routing(config: Config) -> Routing {
-    Routing::new(config, |host, port, _transport| {
+pub(crate) fn routing(config: Config, shared: Arc<trunks::Shared>) -> Routing {
+    Routing::new(config, shared, |host, port, _transport| {
         match (host, port).to_socket_addrs() {
             Ok(mut addrs) => addrs.next(),
             Err(e) => {
@@ -225,6 +225,12 @@ fn log_event(e: &Event) {
             );
         }
         Event::Dropped { reason } => debug!(reason = reason.label(), "message dropped"),
+        Event::AuthFailed { trunk, mode } => {
+            debug!(
+                trunk = trunk.as_deref().unwrap_or("-"),
+                mode, "trunk auth failure"
+            );
+        }
     }
 }
 

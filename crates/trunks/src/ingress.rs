@@ -129,7 +129,9 @@ impl Ingress {
     pub fn new(config: &Config, mut contact_user: impl FnMut(TrunkId) -> Option<Vec<u8>>) -> Self {
         let mut ing = Self::default();
         for (i, t) in config.trunks.iter().enumerate() {
-            let Some((id, _)) = config.trunk_by_name(&t.name).filter(|(id, _)| id.index() == i)
+            let Some((id, _)) = config
+                .trunk_by_name(&t.name)
+                .filter(|(id, _)| id.index() == i)
             else {
                 continue;
             };
@@ -161,7 +163,10 @@ impl Ingress {
                 for net in &inb.allow {
                     let (v6, addr) = bits(net.addr());
                     let len = net.prefix_len();
-                    let list = ing.by_net.entry((v6, len, masked(v6, addr, len))).or_default();
+                    let list = ing
+                        .by_net
+                        .entry((v6, len, masked(v6, addr, len)))
+                        .or_default();
                     if list.last() != Some(&n) {
                         list.push(n);
                     }

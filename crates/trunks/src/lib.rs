@@ -11,3 +11,72 @@ pub mod digest;
 pub mod ingress;
 pub mod nonce;
 pub mod verify;
+
+use std::time::Instant;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// How long a nonce sbcd issues stays fresh (RFC 7616 §5.4); older ones get `stale=true`.
+pub const NONCE_LIFETIME_SECS: u64 = 300;
+
+/// What every shard shares and a configuration reload keeps: the process secret (nonces,
+/// registered Contact users), nonce counts. Lookups are lock-free or sharded (DESIGN.md
+/// "Scaling").
+#[derive(Debug)]
+pub struct Shared {
+    secret: [u8; 32],
+    epoch: Instant,
+    /// Issues and checks the nonces of sbcd's challenges.
+    pub nonces: nonce::Nonces,
+    /// Nonce counts seen, against replays.
+    pub counts: nonce::NonceCounts,
+}
+
+impl Shared {
+    /// `secret`: random bytes drawn at start (nonces and Contact users then change on
+    /// restart, which clients and registrars handle). `epoch`: the start time, so that nonce
+    /// times are seconds since it.
+    #[must_use]
+    pub fn new(secret: [u8; 32], epoch: Instant) -> Self {
+        let nonce_key = keyed(&secret, b"nonce:");
+        Self {
+            secret,
+            epoch,
+            nonces: nonce::Nonces::new(nonce_key, NONCE_LIFETIME_SECS),
+            counts: nonce::NonceCounts::default(),
+        }
+    }
+
+    /// Seconds since the epoch, for nonces.
+    #[must_use]
+    pub fn secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    /// The user part of the Contact sbcd registers for `trunk` (register-on-behalf): `r` and
+    /// 16 hex digits of HMAC(secret, trunk name). Unguessable, so that a request to it can be
+    /// taken as coming from the trunk's registrar.
+    #[must_use]
+    pub fn contact_user(&self, trunk: &str) -> Vec<u8> {
+        let mut label = Vec::with_capacity(8 + trunk.len());
+        label.extend_from_slice(b"contact:");
+        label.extend_from_slice(trunk.as_bytes());
+        let mac = keyed(&self.secret, &label);
+        let mut user = Vec::with_capacity(17);
+        user.push(b'r');
+        for b in &mac[..8] {
+            user.push(b"0123456789abcdef"[usize::from(b >> 4)]);
+            user.push(b"0123456789abcdef"[usize::from(b & 0xf)]);
+        }
+        user
+    }
+}
+
+fn keyed(secret: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        unreachable!("HMAC takes keys of any length")
+    };
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}

@@ -1,9 +1,12 @@
 //! Stateless digest nonces (RFC 7616 §3.3, §5.4) and nonce-count replay protection.
 //!
-//! A nonce is `T || MAC`: the issue time `T` (seconds, 16 hex digits) and the first 16 bytes of
-//! HMAC-SHA256(key, T ":" realm) (32 hex digits). Any shard can check a nonce without a table:
-//! a wrong MAC is forged or from another realm, an old `T` is stale (`stale=true` in the next
-//! challenge, so the client retries without asking its user, RFC 7616 §3.3). Replays are the
+//! A nonce is `T || S || MAC`: the issue time `T` (seconds, 16 hex digits), a salt `S` the
+//! caller draws (16 hex digits, so that two challenges in the same second get different
+//! nonces, and one client's nonce counts never collide with another's), and the first 16
+//! bytes of HMAC-SHA256(key, T S ":" realm) (32 hex digits). Any shard can check a nonce
+//! without a table: a wrong MAC is forged or from another realm, an old `T` is stale
+//! (`stale=true` in the next challenge, so the client retries without asking its user,
+//! RFC 7616 §3.3). Replays are the
 //! one thing that needs state: [`NonceCounts`] remembers the highest `nc` seen per nonce.
 
 use dashmap::mapref::entry::Entry;
@@ -13,7 +16,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Length of a nonce in characters.
-pub const NONCE_LEN: usize = 16 + 32;
+pub const NONCE_LEN: usize = 16 + 16 + 32;
 
 /// Issues and checks nonces for one secret key.
 #[derive(Clone)]
@@ -70,17 +73,19 @@ impl Nonces {
         out
     }
 
-    /// A nonce issued at `now_secs` (seconds since any fixed epoch) for `realm`.
+    /// A nonce issued at `now_secs` (seconds since any fixed epoch) for `realm`, made unique
+    /// by `salt` (draw it at random per challenge).
     #[must_use]
-    pub fn issue(&self, now_secs: u64, realm: &[u8]) -> [u8; NONCE_LEN] {
+    pub fn issue(&self, now_secs: u64, salt: u64, realm: &[u8]) -> [u8; NONCE_LEN] {
         let mut out = [0u8; NONCE_LEN];
         for i in 0..16 {
             out[i] = HEX[((now_secs >> ((15 - i) * 4)) & 0xf) as usize];
+            out[16 + i] = HEX[((salt >> ((15 - i) * 4)) & 0xf) as usize];
         }
-        let mac = self.mac(&out[..16], realm);
+        let mac = self.mac(&out[..32], realm);
         for (i, b) in mac[..16].iter().enumerate() {
-            out[16 + 2 * i] = HEX[usize::from(b >> 4)];
-            out[16 + 2 * i + 1] = HEX[usize::from(b & 0xf)];
+            out[32 + 2 * i] = HEX[usize::from(b >> 4)];
+            out[32 + 2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
         out
     }
@@ -91,10 +96,10 @@ impl Nonces {
         if nonce.len() != NONCE_LEN {
             return NonceCheck::Invalid;
         }
-        let Some(t) = hex_u64(&nonce[..16]) else {
+        let (Some(t), Some(salt)) = (hex_u64(&nonce[..16]), hex_u64(&nonce[16..32])) else {
             return NonceCheck::Invalid;
         };
-        let expect = self.issue(t, realm);
+        let expect = self.issue(t, salt, realm);
         let diff = expect
             .iter()
             .zip(nonce)
@@ -178,7 +183,7 @@ mod tests {
     #[test]
     fn fresh_stale_invalid() {
         let n = nonces();
-        let nonce = n.issue(1000, b"sbc.test");
+        let nonce = n.issue(1000, 0xfeed, b"sbc.test");
         assert_eq!(n.check(&nonce, 1000, b"sbc.test"), NonceCheck::Fresh);
         assert_eq!(n.check(&nonce, 1300, b"sbc.test"), NonceCheck::Fresh);
         assert_eq!(n.check(&nonce, 1301, b"sbc.test"), NonceCheck::Stale);
@@ -202,6 +207,18 @@ mod tests {
             NonceCheck::Invalid,
             "time is covered by the MAC"
         );
+        let mut salted = nonce;
+        salted[20] = if salted[20] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            n.check(&salted, 1000, b"sbc.test"),
+            NonceCheck::Invalid,
+            "the salt is covered by the MAC"
+        );
+        assert_ne!(
+            n.issue(1000, 1, b"sbc.test"),
+            n.issue(1000, 2, b"sbc.test"),
+            "two challenges in one second differ"
+        );
         assert_eq!(n.check(b"short", 1000, b"sbc.test"), NonceCheck::Invalid);
         let other_key = Nonces::new([8; 32], 300);
         assert_eq!(
@@ -213,7 +230,7 @@ mod tests {
     #[test]
     fn nonce_count_must_grow() {
         let n = nonces();
-        let nonce = n.issue(1000, b"r");
+        let nonce = n.issue(1000, 1, b"r");
         let counts = NonceCounts::default();
         assert!(counts.accept(&nonce, 1, 1000));
         assert!(!counts.accept(&nonce, 1, 1001), "replay");

@@ -28,7 +28,7 @@ fn parse(v: &[u8]) -> Challenge<'_> {
 fn answers_verify_for_each_algorithm() {
     let nonces = Nonces::new([3; 32], 60);
     for alg in [Algorithm::Md5, Algorithm::Sha256] {
-        let nonce = nonces.issue(10, b"carrier.test");
+        let nonce = nonces.issue(10, alg as u64, b"carrier.test");
         let ch = challenge(b"carrier.test", &nonce, alg, false);
         let value = answer(&parse(&ch), b"sbc", b"pw", &req(1)).unwrap();
         let creds = Challenge::parse(&value, HeaderKind::Authorization).unwrap();

@@ -35,11 +35,7 @@ fn invite(ruri: &str, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn with_request<R>(
-    bytes: &[u8],
-    source: &str,
-    f: impl FnOnce(&Request<'_, '_, '_>) -> R,
-) -> R {
+fn with_request<R>(bytes: &[u8], source: &str, f: impl FnOnce(&Request<'_, '_, '_>) -> R) -> R {
     let mut hs = [EMPTY_HEADER; 32];
     let msg: Message<'_, '_> = parse(bytes, &mut hs).unwrap();
     let (user, host) = match msg.request_uri().map(Uri::parse) {
@@ -81,7 +77,12 @@ inbound.allow = ["2001:db8::/32"]
     );
     let ing = Ingress::new(&c, |_| None);
     let ruri = "sip:123@sbc.test";
-    for src in ["192.0.2.1", "192.0.2.254", "198.51.100.7", "::ffff:192.0.2.9"] {
+    for src in [
+        "192.0.2.1",
+        "192.0.2.254",
+        "198.51.100.7",
+        "::ffff:192.0.2.9",
+    ] {
         let m = identify(&ing, ruri, "", src).unwrap_or_else(|| panic!("{src}"));
         assert_eq!(m.trunk, id(&c, "v4"), "{src}");
         assert!(!m.digest);
@@ -132,10 +133,21 @@ inbound.header = { name = "X-Trunk-Key", value = "s3cret" }
     let ruri = "sip:1@sbc.test";
     assert!(identify(&ing, ruri, "x-trunk-key: s3cret\r\n", "192.0.2.1").is_some());
     assert!(
-        identify(&ing, ruri, "X-Other: 1\r\nX-Trunk-Key: nope\r\nX-Trunk-Key: s3cret\r\n", "192.0.2.1").is_some(),
+        identify(
+            &ing,
+            ruri,
+            "X-Other: 1\r\nX-Trunk-Key: nope\r\nX-Trunk-Key: s3cret\r\n",
+            "192.0.2.1"
+        )
+        .is_some(),
         "any header of that name may carry it"
     );
-    for extra in ["X-Trunk-Key: s3cre\r\n", "X-Trunk-Key: s3cret2\r\n", "", "X-Trunk: s3cret\r\n"] {
+    for extra in [
+        "X-Trunk-Key: s3cre\r\n",
+        "X-Trunk-Key: s3cret2\r\n",
+        "",
+        "X-Trunk: s3cret\r\n",
+    ] {
         assert_eq!(identify(&ing, ruri, extra, "192.0.2.1"), None, "{extra:?}");
         assert_eq!(
             failures(&ing, ruri, extra, "192.0.2.1"),
@@ -173,7 +185,10 @@ inbound.allow = ["192.0.2.1/32"]
     let m = identify(&ing, "sip:12127773456@sbc.test", "", "192.0.2.1").unwrap();
     assert_eq!((m.trunk, m.prefix_len), (id(&c, "plain"), 0));
     // From another address of the /24 only "long" applies, and its prefix is missing.
-    assert_eq!(identify(&ing, "sip:12127773456@sbc.test", "", "192.0.2.2"), None);
+    assert_eq!(
+        identify(&ing, "sip:12127773456@sbc.test", "", "192.0.2.2"),
+        None
+    );
     assert_eq!(
         failures(&ing, "sip:12127773456@sbc.test", "", "192.0.2.2"),
         vec![(Some(id(&c, "long")), Mode::Prefix)]
@@ -227,7 +242,11 @@ inbound.prefix = "77#"
             Some(m) => vec![(t, m)],
             None => vec![(None, Mode::Allow)],
         };
-        assert_eq!(failures(&ing, ruri, extra, src), want, "{ruri} {extra:?} {src}");
+        assert_eq!(
+            failures(&ing, ruri, extra, src),
+            want,
+            "{ruri} {extra:?} {src}"
+        );
     }
 }
 
@@ -245,7 +264,11 @@ inbound.digest = { realm = "two.test", users = [{ username = "u", password = "p"
     );
     let ing = Ingress::new(&c, |_| None);
     let m = identify(&ing, "sip:1@sbc.test", "", "203.0.113.1").unwrap();
-    assert_eq!(m.trunk, id(&c, "d1"), "no credentials: the first digest trunk challenges");
+    assert_eq!(
+        m.trunk,
+        id(&c, "d1"),
+        "no credentials: the first digest trunk challenges"
+    );
     assert!(m.digest);
     let creds = "Proxy-Authorization: Digest username=\"u\", realm=\"two.test\", nonce=\"n\", uri=\"sip:sbc.test\", response=\"0\"\r\n";
     let m = identify(&ing, "sip:1@sbc.test", creds, "203.0.113.1").unwrap();
@@ -271,7 +294,10 @@ outbound.register = { expires_secs = 300 }
     let m = identify(&ing, "sip:rk7f3a9@127.0.0.1:5060", "", "198.51.100.1").unwrap();
     assert_eq!(m.trunk, reg);
     assert!(m.registered_contact);
-    assert_eq!(identify(&ing, "sip:rk7f3a8@127.0.0.1:5060", "", "198.51.100.1"), None);
+    assert_eq!(
+        identify(&ing, "sip:rk7f3a8@127.0.0.1:5060", "", "198.51.100.1"),
+        None
+    );
 }
 
 #[test]
@@ -311,9 +337,21 @@ fn a_thousand_trunks_each_found_by_its_own_checks() {
     for i in 0..1000u32 {
         let (a, b) = (i / 250, i % 250);
         let (ruri, extra, src) = match i % 4 {
-            0 => ("sip:1@sbc.test".to_owned(), String::new(), format!("10.{a}.{b}.1")),
-            1 => (format!("sip:{i}#1@sbc.test"), String::new(), "172.16.3.4".to_owned()),
-            2 => (format!("sip:1@h{i}.sbc.test"), String::new(), "203.0.113.1".to_owned()),
+            0 => (
+                "sip:1@sbc.test".to_owned(),
+                String::new(),
+                format!("10.{a}.{b}.1"),
+            ),
+            1 => (
+                format!("sip:{i}#1@sbc.test"),
+                String::new(),
+                "172.16.3.4".to_owned(),
+            ),
+            2 => (
+                format!("sip:1@h{i}.sbc.test"),
+                String::new(),
+                "203.0.113.1".to_owned(),
+            ),
             _ => (
                 "sip:1@sbc.test".to_owned(),
                 format!("X-Key: k{i}\r\n"),

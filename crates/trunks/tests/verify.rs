@@ -39,13 +39,7 @@ fn creds(alg: Algorithm, pw: &[u8], nonce: &[u8], uri: &[u8], nc: Option<&str>) 
     s
 }
 
-fn run(
-    value: &str,
-    policy: UriPolicy,
-    now: u64,
-    nonces: &Nonces,
-    counts: &NonceCounts,
-) -> String {
+fn run(value: &str, policy: UriPolicy, now: u64, nonces: &Nonces, counts: &NonceCounts) -> String {
     let c = Challenge::parse(value.as_bytes(), HeaderKind::Authorization).unwrap();
     let check = Check {
         realm: REALM,
@@ -68,7 +62,7 @@ fn run(
 fn right_wrong_stale_replayed() {
     let nonces = Nonces::new([1; 32], 60);
     let counts = NonceCounts::default();
-    let nonce = nonces.issue(100, REALM);
+    let nonce = nonces.issue(100, 42, REALM);
     for alg in [
         Algorithm::Md5,
         Algorithm::Sha256,
@@ -124,7 +118,7 @@ fn right_wrong_stale_replayed() {
 fn uri_policy_lenient_by_default_strict_on_request() {
     let nonces = Nonces::new([1; 32], 60);
     let counts = NonceCounts::default();
-    let nonce = nonces.issue(100, REALM);
+    let nonce = nonces.issue(100, 42, REALM);
     // SIPp sends only sip:host:port.
     let sipp_style = creds(Algorithm::Md5, b"pw1", &nonce, b"sip:127.0.0.1:5060", None);
     assert_eq!(
