@@ -217,7 +217,8 @@ struct ClientTx {
     cancel_pending: bool,
     /// A provisional response arrived.
     provisional: bool,
-    /// The request carried digest credentials.
+    /// The request carried credentials that answered a challenge to this very request (a
+    /// second challenge then means a wrong password).
     had_credentials: bool,
     /// How many times this request was re-sent to answer a challenge.
     auth_tries: u8,
@@ -673,7 +674,6 @@ impl Call {
             build::copy_crossing(&mut w, m);
         }
         let body = relayed.map_or(&[][..], |m| m.body);
-        let mut had_credentials = false;
         if !matches!(method, Method::Ack | Method::Cancel) {
             let trunk = match side {
                 Side::A => Some(self.from_trunk),
@@ -702,7 +702,8 @@ impl Call {
                     },
                     &cnonce,
                 );
-                had_credentials = true;
+                // Credentials sent ahead of a challenge: a challenge to them is answered
+                // (the nonce may have expired without `stale`), not taken as a wrong password.
             }
         }
         w.finish_with_body(body);
@@ -727,7 +728,7 @@ impl Call {
             ack_waits: false,
             cancel_pending: false,
             provisional: false,
-            had_credentials,
+            had_credentials: false,
             auth_tries: 0,
             done: false,
         });
@@ -1176,7 +1177,7 @@ impl Call {
         };
         let new_id = self.new_id();
         let leg = &mut self.legs[side.index()];
-        let mut state = auth::LegAuth {
+        let mut state = auth::Answered {
             code,
             challenges,
             nc: 1,

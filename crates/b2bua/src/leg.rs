@@ -49,7 +49,7 @@ pub(crate) struct Leg {
     /// The dialog is confirmed (a 2xx was sent or received on this leg).
     pub(crate) confirmed: bool,
     /// The challenges the peer sent on this leg; later requests carry credentials at once.
-    pub(crate) auth: Option<crate::auth::LegAuth>,
+    pub(crate) auth: Option<crate::auth::Answered>,
 }
 
 impl Leg {

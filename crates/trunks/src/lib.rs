@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod client;
 pub mod digest;
 pub mod ingress;
 pub mod nonce;
