@@ -2,7 +2,9 @@
 //! authorised on its way in, and how a call is delivered on its way out.
 //!
 //! - [`ingress`]: which trunk a request belongs to (allowlist, hash domain, header, prefix).
-//! - [`digest`], [`nonce`], [`verify`], [`answer`]: digest authentication, both sides.
+//! - [`digest`], [`nonce`], [`verify`], [`answer`], [`client`]: digest authentication, both
+//!   sides.
+//! - [`register`]: register-on-behalf, the agent of one trunk.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -11,6 +13,7 @@ pub mod client;
 pub mod digest;
 pub mod ingress;
 pub mod nonce;
+pub mod register;
 pub mod verify;
 
 use std::time::Instant;
