@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use sbc_config::{DigestUriCheck, TrunkId};
 use sip_codec::{Challenge, HeaderKind, Message, Method, StartLine, Writer};
-pub(crate) use trunks::client::{write_credentials, Answered, NoAnswer, Target};
-pub(crate) use trunks::client::pick_challenges;
 use trunks::answer;
+pub(crate) use trunks::client::pick_challenges;
+pub(crate) use trunks::client::{write_credentials, Answered, NoAnswer, Target};
 use trunks::digest::Algorithm;
 use trunks::verify::{self, Check, UriPolicy, Verdict};
 
@@ -122,4 +122,3 @@ pub(crate) fn write_challenge(
         w.header(kind, &answer::challenge(realm, &nonce, alg, stale));
     }
 }
-

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod agents;
 mod auth;
 mod build;
 mod call;
@@ -91,6 +92,13 @@ pub enum Event {
         trunk: Option<String>,
         /// The check: `allow`, `domain`, `header`, `prefix`, `digest`, `register`.
         mode: &'static str,
+    },
+    /// A registration on behalf changed state (`sbc_registration_up{trunk}`, `/status`).
+    Registration {
+        /// The trunk.
+        trunk: String,
+        /// Where it stands now.
+        status: trunks::register::Status,
     },
     /// A message was dropped without a reply.
     Dropped {

@@ -16,21 +16,22 @@ use trunks::Shared;
 pub struct Routing {
     /// The configuration.
     pub config: Config,
-    targets: Vec<Option<SocketAddr>>,
+    /// Every resolved address of each trunk's `outbound.uri`, in the resolver's order.
+    targets: Vec<Vec<SocketAddr>>,
     ingress: Ingress,
     /// Kept across reloads: nonces, nonce counts, Contact users.
     pub(crate) shared: Arc<Shared>,
 }
 
 impl Routing {
-    /// Resolves every trunk's `outbound.uri` with `resolve` (host, port, transport -> address)
+    /// Resolves every trunk's `outbound.uri` with `resolve` (host, port, transport -> addresses)
     /// and indexes the trunks' inbound checks. An IP host needs no resolver; a name the
     /// resolver cannot resolve leaves the trunk without a target (calls skip it, as a failed
     /// trunk). `shared` is the same for every snapshot of one process.
     pub fn new(
         config: Config,
         shared: Arc<Shared>,
-        mut resolve: impl FnMut(&str, u16, Transport) -> Option<SocketAddr>,
+        mut resolve: impl FnMut(&str, u16, Transport) -> Vec<SocketAddr>,
     ) -> Self {
         let targets = config
             .trunks
@@ -43,11 +44,11 @@ impl Routing {
                         _ => 5060,
                     });
                     match &uri.host {
-                        Host::Ip(ip) => Some(SocketAddr::new(*ip, port)),
+                        Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
                         Host::Domain(name) => resolve(name, port, transport),
                     }
                 }
-                _ => None,
+                _ => Vec::new(),
             })
             .collect();
         let ingress = Ingress::new(&config, |id| {
@@ -70,15 +71,25 @@ impl Routing {
     /// Where calls to this trunk go, and on which transport.
     #[must_use]
     pub fn target(&self, id: TrunkId) -> Option<(SocketAddr, Transport)> {
-        let addr = (*self.targets.get(id.index())?)?;
-        let transport = self
-            .config
+        let addr = *self.targets.get(id.index())?.first()?;
+        Some((addr, self.transport(id)))
+    }
+
+    /// Every resolved address of the trunk's `outbound.uri` (a registrar's failover list).
+    #[must_use]
+    pub fn addresses(&self, id: TrunkId) -> &[SocketAddr] {
+        self.targets.get(id.index()).map_or(&[], Vec::as_slice)
+    }
+
+    /// The transport of the trunk's `outbound.uri` (UDP without one).
+    #[must_use]
+    pub fn transport(&self, id: TrunkId) -> Transport {
+        self.config
             .trunk(id)
             .outbound
             .uri
             .as_ref()
-            .map_or(Transport::Udp, sbc_config::uri::SipUri::effective_transport);
-        Some((addr, transport))
+            .map_or(Transport::Udp, sbc_config::uri::SipUri::effective_transport)
     }
 
     /// The trunk a request belongs to ([`trunks::ingress`]).

@@ -14,6 +14,7 @@ use tracing::debug;
 use sbc_config::TrunkId;
 use trunks::ingress::{self, Matched, Mode};
 
+use crate::agents::{Agents, REG_SLOT};
 use crate::auth;
 use crate::build::{self, ALLOW, SUPPORTED};
 use crate::call::{Call, NewCall};
@@ -121,6 +122,11 @@ pub struct Shard {
     wakeups: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     key: Vec<u8>,
     draining: bool,
+    shards: u16,
+    /// Registrations on behalf of trunks.
+    agents: Agents,
+    /// The latest time an input brought (reconciling the agents needs one).
+    last_now: Option<Instant>,
 }
 
 /// Which shard of `shards` a received message belongs to.
@@ -216,17 +222,37 @@ impl Shard {
             wakeups: BinaryHeap::new(),
             key: Vec::with_capacity(128),
             draining: false,
+            shards: opts.shards,
+            agents: Agents::new(),
+            last_now: None,
         }
     }
 
     /// New calls use `routing` from now on; running calls keep the snapshot they started with.
+    /// Registrations on behalf are reconciled with it at the next
+    /// [`handle_timeout`](Self::handle_timeout) (call it after this).
     pub fn set_routing(&mut self, routing: Arc<Routing>) {
         self.routing = routing;
+        self.agents.dirty = true;
     }
 
-    /// Draining (SIGTERM): new INVITEs get 503; running calls go on.
+    /// Draining (SIGTERM): new INVITEs get 503; running calls go on; registrations on behalf
+    /// are removed (un-REGISTER) at the next [`handle_timeout`](Self::handle_timeout).
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;
+        self.agents.dirty = true;
+    }
+
+    /// The registrations on behalf this shard runs: trunk and status.
+    #[must_use]
+    pub fn registrations(&self) -> Vec<(String, trunks::register::Status)> {
+        self.agents.statuses()
+    }
+
+    /// Registrations being removed; the daemon lets them finish before it exits.
+    #[must_use]
+    pub fn unregistering(&self) -> usize {
+        self.agents.retiring()
     }
 
     /// Calls held: in progress, or ended with transactions still absorbing retransmissions.
@@ -263,16 +289,37 @@ impl Shard {
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.wakeups.peek().map(|Reverse((t, _, _))| *t)
+        let next = self.wakeups.peek().map(|Reverse((t, _, _))| *t);
+        match (self.agents.dirty, self.last_now) {
+            (true, Some(now)) => Some(next.map_or(now, |t| t.min(now))),
+            _ => next,
+        }
     }
 
     /// Time has come to `now`: run every timer due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        if self.agents.dirty {
+            let routing = Arc::clone(&self.routing);
+            self.agents.reconcile(
+                now,
+                &mut self.ctx,
+                &routing,
+                self.shards,
+                self.draining,
+                &mut self.wakeups,
+            );
+        }
         while let Some(&Reverse((at, slot, gen))) = self.wakeups.peek() {
             if at > now {
                 break;
             }
             self.wakeups.pop();
+            if slot == REG_SLOT as usize {
+                self.agents
+                    .on_timeout(now, &mut self.ctx, gen, at, &mut self.wakeups);
+                continue;
+            }
             let Some(call) = self.calls.get_mut(slot).filter(|c| c.gen() == gen) else {
                 continue;
             };
@@ -288,6 +335,12 @@ impl Shard {
     /// A send failed; `token` is the one of the [`Transmit`].
     pub fn handle_transport_error(&mut self, now: Instant, token: u64) {
         let (t, txn) = Token::unpack(token);
+        self.last_now = Some(now);
+        if t.slot == REG_SLOT {
+            self.agents
+                .on_transport_error(now, &mut self.ctx, t.gen, txn, &mut self.wakeups);
+            return;
+        }
         let slot = t.slot as usize;
         if let Some(call) = self.calls.get_mut(slot).filter(|c| t.gen_matches(c.gen())) {
             call.handle_transport_error(now, &mut self.ctx, txn);
@@ -298,6 +351,7 @@ impl Shard {
     /// A message arrived.
     pub fn handle_message(&mut self, now: Instant, inc: Incoming<'_>) {
         self.ctx.stats.received += 1;
+        self.last_now = Some(now);
         let mut hs = [EMPTY_HEADER; MAX_HEADERS];
         let msg = match sip_codec::parse(inc.data, &mut hs) {
             Ok(m) => m,
@@ -367,6 +421,15 @@ impl Shard {
             self.drop_msg(DropReason::StrayResponse);
             return;
         };
+        if t.slot == REG_SLOT {
+            if !self
+                .agents
+                .on_response(now, &mut self.ctx, t.gen, txn, msg, &mut self.wakeups)
+            {
+                self.drop_msg(DropReason::StrayResponse);
+            }
+            return;
+        }
         let slot = t.slot as usize;
         match self.calls.get_mut(slot).filter(|c| t.gen_matches(c.gen())) {
             Some(call) => {

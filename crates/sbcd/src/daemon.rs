@@ -158,14 +158,28 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
         }
     };
     shard_set.broadcast(|| Input::Drain).await;
-    let deadline = tokio::time::Instant::now() + grace;
+    let start = tokio::time::Instant::now();
+    let deadline = start + grace;
+    // Un-REGISTERs get a few seconds even with no grace period (one round trip, or Timer F).
+    let unregister_deadline = start + grace.max(UNREGISTER_WAIT);
+    // Let the shards act on the drain (they count their un-REGISTERs) before looking.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     loop {
         let active = shard_set.counters.active_calls();
-        if active == 0 {
+        let unregistering = shard_set.counters.unregistering();
+        let now = tokio::time::Instant::now();
+        if active == 0 && unregistering == 0 {
             break;
         }
-        if tokio::time::Instant::now() >= deadline {
+        if active > 0 && now >= deadline {
             warn!(active, "grace period over; exiting with calls up");
+            break;
+        }
+        if active == 0 && now >= unregister_deadline {
+            warn!(
+                unregistering,
+                "exiting before every un-REGISTER was answered"
+            );
             break;
         }
         tokio::select! {
@@ -181,6 +195,9 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     info!("sbcd stopped");
     Ok(())
 }
+
+/// How long sbcd waits at exit for un-REGISTERs of registrations on behalf.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(5);
 
 /// One shard per core.
 fn shard_count() -> usize {

@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use b2bua::{Event, Incoming, Locals, Routing, Shard, ShardOptions, Transport};
 use bytes::Bytes;
+use dashmap::DashMap;
 use sbc_config::Config;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
+use trunks::register::{Phase as RegPhase, Status as RegStatus};
 
 use crate::transport::{ConnId, Inbound, Outbound, TransportError, Transports};
 
@@ -43,12 +45,23 @@ pub(crate) enum Input {
 #[derive(Debug, Default)]
 pub(crate) struct ShardCounters {
     pub(crate) calls: Vec<AtomicUsize>,
+    /// Registrations being removed, per shard (the daemon waits for them at exit).
+    pub(crate) unregistering: Vec<AtomicUsize>,
     pub(crate) dropped_overload: AtomicU64,
+    /// The latest status of every registration on behalf, by trunk (for /status, metrics).
+    pub(crate) registrations: DashMap<String, RegStatus>,
 }
 
 impl ShardCounters {
     pub(crate) fn active_calls(&self) -> usize {
         self.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    pub(crate) fn unregistering(&self) -> usize {
+        self.unregistering
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -65,7 +78,9 @@ impl ShardSet {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(QUEUE)).unzip();
         let counters = ShardCounters {
             calls: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            unregistering: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             dropped_overload: AtomicU64::new(0),
+            registrations: DashMap::new(),
         };
         (
             Self {
@@ -120,10 +135,10 @@ impl ShardSet {
 pub(crate) fn routing(config: Config, shared: Arc<trunks::Shared>) -> Routing {
     Routing::new(config, shared, |host, port, _transport| {
         match (host, port).to_socket_addrs() {
-            Ok(mut addrs) => addrs.next(),
+            Ok(addrs) => addrs.collect(),
             Err(e) => {
                 warn!(host, error = %e, "cannot resolve a trunk's host; the trunk is skipped");
-                None
+                Vec::new()
             }
         }
     })
@@ -151,8 +166,9 @@ pub(crate) async fn run_shard(
     let index = usize::from(opts.shard);
     let mut shard = Shard::new(&opts, routing, locals);
     // One timer for the shard, moved only when the next deadline changes (quinn's driver).
-    let mut sleep = pin!(tokio::time::sleep(Duration::from_secs(3600)));
-    let mut armed: Option<Instant> = None;
+    // The first wake-up is at once: it starts the registrations on behalf.
+    let mut sleep = pin!(tokio::time::sleep(Duration::ZERO));
+    let mut armed: Option<Instant> = Some(Instant::now());
     loop {
         tokio::select! {
             input = rx.recv() => {
@@ -178,6 +194,9 @@ pub(crate) async fn run_shard(
         }
         while let Some(e) = shard.poll_event() {
             log_event(&e);
+            if let Event::Registration { trunk, status } = e {
+                counters.registrations.insert(trunk, status);
+            }
         }
         let next = shard.poll_timeout();
         if next != armed {
@@ -187,6 +206,7 @@ pub(crate) async fn run_shard(
             }
         }
         counters.calls[index].store(shard.active_calls(), Ordering::Relaxed);
+        counters.unregistering[index].store(shard.unregistering(), Ordering::Relaxed);
     }
 }
 
@@ -208,8 +228,14 @@ fn handle(shard: &mut Shard, input: Input) {
             },
         ),
         Input::TransportError(token) => shard.handle_transport_error(now, token),
-        Input::Routing(r) => shard.set_routing(r),
-        Input::Drain => shard.set_draining(true),
+        Input::Routing(r) => {
+            shard.set_routing(r);
+            shard.handle_timeout(now);
+        }
+        Input::Drain => {
+            shard.set_draining(true);
+            shard.handle_timeout(now);
+        }
     }
 }
 
@@ -225,12 +251,39 @@ fn log_event(e: &Event) {
             );
         }
         Event::Dropped { reason } => debug!(reason = reason.label(), "message dropped"),
+        Event::Registration { trunk, status } => log_registration(trunk, status),
         Event::AuthFailed { trunk, mode } => {
             debug!(
                 trunk = trunk.as_deref().unwrap_or("-"),
                 mode, "trunk auth failure"
             );
         }
+    }
+}
+
+/// A registration on behalf changed state: info when it comes up or goes away, warn when it
+/// fails (with the status, the reason and when it is tried again).
+fn log_registration(trunk: &str, st: &RegStatus) {
+    let (code, reason) = st.last.as_ref().map_or((0, ""), |(c, r)| (*c, r.as_str()));
+    let retry_in = st
+        .next_attempt
+        .map(|t| t.saturating_duration_since(Instant::now()).as_secs());
+    match st.phase {
+        RegPhase::Failing => warn!(
+            trunk,
+            status = code,
+            reason,
+            failures = st.failures,
+            retry_in_secs = retry_in,
+            "registration failing"
+        ),
+        RegPhase::Registered => info!(
+            trunk,
+            expires_secs = st.granted_secs,
+            registrar = ?st.target,
+            "registration up"
+        ),
+        phase => info!(trunk, phase = phase.as_str(), "registration"),
     }
 }
 

@@ -29,16 +29,17 @@ impl Net {
     pub fn with_config(toml: &str) -> Self {
         let config = sbc_config::load_str(toml, Path::new(".")).expect("test config");
         let shared = Arc::new(trunks::Shared::new([7; 32], Instant::now()));
-        let routing = Arc::new(Routing::new(config, shared, |_, _, _| None));
+        let routing = Arc::new(Routing::new(config, shared, |_, _, _| Vec::new()));
         let locals = Locals::new(&[(Transport::Udp, addr(SBC))], None);
         let opts = ShardOptions {
             seed: 7,
             ..ShardOptions::default()
         };
-        Self {
-            shard: Shard::new(&opts, routing, locals),
-            now: Instant::now(),
-        }
+        let now = Instant::now();
+        let mut shard = Shard::new(&opts, routing, locals);
+        // The driver's first wake-up (starts registrations on behalf, if any).
+        shard.handle_timeout(now);
+        Self { shard, now }
     }
 
     /// `from` sends `msg` to sbcd; returns what sbcd sends in reply.
@@ -64,7 +65,7 @@ impl Net {
     /// Advances the clock by `d`, running timers on the way.
     pub fn advance(&mut self, d: Duration) -> Vec<Sent> {
         let end = self.now + d;
-        let mut out = Vec::new();
+        let mut out = self.drain();
         while let Some(t) = self.shard.poll_timeout().filter(|&t| t <= end) {
             self.now = self.now.max(t);
             self.shard.handle_timeout(self.now);
