@@ -56,6 +56,8 @@ pub(crate) fn reason(code: u16) -> &'static [u8] {
         407 => b"Proxy Authentication Required",
         408 => b"Request Timeout",
         420 => b"Bad Extension",
+        423 => b"Interval Too Brief",
+        480 => b"Temporarily Unavailable",
         481 => b"Call/Transaction Does Not Exist",
         482 => b"Loop Detected",
         483 => b"Too Many Hops",

@@ -747,7 +747,23 @@ impl Call {
             self.next_target += 1;
             let routing = Arc::clone(&self.routing);
             let tc = routing.config.trunk(trunk);
-            let Some((addr, transport)) = routing.target(trunk) else {
+            // A registering PBX: its latest Contact, reached where its REGISTER came from.
+            let binding = if tc.inbound.register {
+                let b = routing.shared.bindings.lookup(&tc.name, now);
+                if b.is_none() {
+                    debug!(trunk = %tc.name, "trunk's PBX is not registered; skipped");
+                    self.last_failure = Some((480, build::reason(480).into()));
+                    continue;
+                }
+                b
+            } else {
+                None
+            };
+            let target = match &binding {
+                Some(b) => Some((b.source, b.transport)),
+                None => routing.target(trunk),
+            };
+            let Some((addr, transport)) = target else {
                 debug!(trunk = %tc.name, "trunk has no resolved target; skipped");
                 self.last_failure = Some((503, build::reason(503).into()));
                 continue;
@@ -760,7 +776,7 @@ impl Call {
             let peer = Peer {
                 addr,
                 transport,
-                conn: None,
+                conn: binding.as_ref().and_then(|b| b.conn),
             };
             let Some(local) = ctx.locals.find(transport, addr) else {
                 debug!(trunk = %tc.name, %transport, "no listener for the trunk's transport and family");
@@ -815,7 +831,19 @@ impl Call {
             }
             target.extend_from_slice(&self.number);
             target.push(b'@');
+            let contact_host = binding.as_ref().and_then(|b| {
+                let c: &[u8] = &b.contact;
+                let start = c.iter().position(|&x| x == b'@').map_or_else(
+                    || c.iter().position(|&x| x == b':').map_or(0, |i| i + 1),
+                    |i| i + 1,
+                );
+                c.get(start..)
+            });
             match (&tc.outbound.domain, &tc.outbound.uri) {
+                // The registered Contact's host, port and parameters (transport=…, ob).
+                _ if contact_host.is_some() => {
+                    target.extend_from_slice(contact_host.unwrap_or_default());
+                }
                 (Some(d), _) => target.extend_from_slice(d.to_string().as_bytes()),
                 (None, Some(u)) => {
                     target.extend_from_slice(u.host.to_string().as_bytes());
@@ -826,7 +854,7 @@ impl Call {
                 }
                 (None, None) => target.extend_from_slice(addr.to_string().as_bytes()),
             }
-            if transport == sbc_config::net::Transport::Tcp {
+            if transport == sbc_config::net::Transport::Tcp && contact_host.is_none() {
                 target.extend_from_slice(b";transport=tcp");
             }
             let mut remote_uri = Vec::with_capacity(target.len() + 2);

@@ -13,6 +13,7 @@ use tracing::debug;
 
 use sbc_config::TrunkId;
 use trunks::ingress::{self, Matched, Mode};
+use trunks::registrar::Outcome;
 
 use crate::agents::{Agents, REG_SLOT};
 use crate::auth;
@@ -127,6 +128,63 @@ pub struct Shard {
     agents: Agents,
     /// The latest time an input brought (reconciling the agents needs one).
     last_now: Option<Instant>,
+    /// Responses to REGISTERs sbcd answered, for their retransmissions.
+    registered: Answered,
+}
+
+/// The non-INVITE server transactions of REGISTERs sbcd answers itself, reduced to what they
+/// do (§17.2.2): a retransmitted request gets the same response again, until Timer J. Without
+/// it a retransmitted REGISTER would be checked again and refused as a nonce-count replay.
+#[derive(Debug, Default)]
+struct Answered {
+    by_key: HashMap<Box<[u8]>, Bytes>,
+    order: VecDeque<(Instant, Box<[u8]>)>,
+    key: Vec<u8>,
+}
+
+impl Answered {
+    fn key_of(&mut self, msg: &Message<'_, '_>) -> bool {
+        self.key.clear();
+        let (Some(branch), Some(cid)) =
+            (msg.top_via().ok().and_then(|v| v.branch()), msg.call_id())
+        else {
+            return false;
+        };
+        self.key.extend_from_slice(branch);
+        self.key.push(b'\n');
+        self.key.extend_from_slice(cid);
+        true
+    }
+
+    /// Sends the response again if `msg` is a retransmission of a request answered here.
+    fn resend(&mut self, msg: &Message<'_, '_>, inc: Incoming<'_>, ctx: &mut Ctx) -> bool {
+        if !self.key_of(msg) {
+            return false;
+        }
+        match self.by_key.get(self.key.as_slice()) {
+            Some(b) => {
+                ctx.send(b.clone(), peer_of(inc), 0);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remember(&mut self, now: Instant, msg: &Message<'_, '_>, response: Bytes, keep: Duration) {
+        while let Some((at, _)) = self.order.front() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, k)) = self.order.pop_front() {
+                self.by_key.remove(&k);
+            }
+        }
+        if self.key_of(msg) {
+            let k: Box<[u8]> = self.key.as_slice().into();
+            self.order.push_back((now + keep, k.clone()));
+            self.by_key.insert(k, response);
+        }
+    }
 }
 
 /// Which shard of `shards` a received message belongs to.
@@ -225,6 +283,7 @@ impl Shard {
             shards: opts.shards,
             agents: Agents::new(),
             last_now: None,
+            registered: Answered::default(),
         }
     }
 
@@ -506,6 +565,9 @@ impl Shard {
                 }
             }
             _ => {
+                if method == Method::Register && self.registered.resend(msg, inc, &mut self.ctx) {
+                    return;
+                }
                 let routing = Arc::clone(&self.routing);
                 let Some(m) = self.identify_or_refuse(&routing, msg, inc) else {
                     return;
@@ -513,8 +575,16 @@ impl Shard {
                 if method == Method::Options {
                     // A keep-alive: answered for any trunk, without credentials.
                     self.reply(msg, inc, 200);
-                } else if self.authorize(now, &routing, m.trunk, msg, inc) {
+                } else if method == Method::Register
+                    && !routing.config.trunk(m.trunk).inbound.register
+                {
                     self.reply(msg, inc, 405);
+                } else if self.authorize(now, &routing, m.trunk, msg, inc) {
+                    if method == Method::Register {
+                        self.on_register(now, &routing, m.trunk, msg, inc);
+                    } else {
+                        self.reply(msg, inc, 405);
+                    }
                 }
             }
         }
@@ -683,6 +753,66 @@ impl Shard {
                 false
             }
         }
+    }
+
+    /// An authenticated REGISTER from a trunk's PBX (RFC 3261 §10.3): bindings updated, the
+    /// response lists them (or 423 / 400 / 500).
+    fn on_register(
+        &mut self,
+        now: Instant,
+        routing: &Routing,
+        trunk: TrunkId,
+        msg: &Message<'_, '_>,
+        inc: Incoming<'_>,
+    ) {
+        let name = &routing.config.trunk(trunk).name;
+        let origin = trunks::registrar::Origin {
+            source: inc.source,
+            transport: inc.transport,
+            conn: inc.conn,
+        };
+        let outcome = routing.shared.bindings.register(name, msg, origin, now);
+        let code = match &outcome {
+            Outcome::Ok(_) => 200,
+            Outcome::IntervalTooBrief(_) => 423,
+            Outcome::Bad(why) => {
+                debug!(trunk = %name, why, "REGISTER refused: 400");
+                400
+            }
+            Outcome::OutOfOrder => 500,
+        };
+        let mut tag = Vec::with_capacity(16);
+        ids::put_hex(&mut tag, self.ctx.rng.next_u64(), 16);
+        let mut num = itoa::Buffer::new();
+        let Some(bytes) =
+            build::stateless_response(msg, inc.source, code, &tag, |w| match &outcome {
+                Outcome::Ok(list) => {
+                    for (contact, expires) in list {
+                        w.header_parts(
+                            b"Contact",
+                            &[
+                                b"<",
+                                contact,
+                                b">;expires=",
+                                num.format(*expires).as_bytes(),
+                            ],
+                        );
+                    }
+                }
+                Outcome::IntervalTooBrief(min) => {
+                    w.header_u32(HeaderKind::MinExpires, *min);
+                }
+                _ => {}
+            })
+        else {
+            return;
+        };
+        if let Outcome::Ok(list) = &outcome {
+            debug!(trunk = %name, contacts = list.len(), source = %inc.source, "REGISTER accepted");
+        }
+        self.registered
+            .remember(now, msg, bytes.clone(), self.ctx.timers.t1 * 64);
+        self.ctx.send(bytes, peer_of(inc), 0);
     }
 
     /// After a call handled an input: forget it if it is over, else schedule its next wake-up.

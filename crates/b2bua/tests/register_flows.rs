@@ -183,3 +183,127 @@ fn a_trunk_removed_by_reload_is_unregistered() {
         "nothing more"
     );
 }
+
+const PBX_REG_CONFIG: &str = r#"
+[sip]
+listen = ["udp:127.0.0.1:5060"]
+[media]
+listen = "127.0.0.1"
+port_min = 20000
+port_max = 20099
+[admin]
+listen = "127.0.0.1:9060"
+[[trunk]]
+name = "office"
+inbound.digest = { realm = "sbc.test", challenge = 401, users = [{ username = "pbx1", password = "pw1" }] }
+inbound.register = true
+[[trunk]]
+name = "carrier"
+inbound.allow = ["127.0.0.2/32"]
+outbound.uri = "sip:127.0.0.2:5080"
+[[route]]
+from = "carrier"
+to = ["office"]
+[[route]]
+from = "office"
+to = ["carrier"]
+"#;
+
+/// The PBX behind NAT: it writes its private address in Contact, and its REGISTER arrives
+/// from the NAT's public mapping.
+const PBX_PUBLIC: &str = "127.0.0.9:40123";
+
+fn pbx_register(cseq: u32, branch: &str, auth: Option<&str>) -> Vec<u8> {
+    let mut t = format!(
+        "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10:5062;branch=z9hG4bK-{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:pbx1@sbc.test>;tag=p1\r\nTo: <sip:pbx1@sbc.test>\r\nCall-ID: pbx-reg-1\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:pbx1@192.168.1.10:5062;transport=udp>\r\nExpires: 600\r\n"
+    );
+    if let Some(a) = auth {
+        t.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    t.push_str("Content-Length: 0\r\n\r\n");
+    t.into_bytes()
+}
+
+#[test]
+fn a_pbx_registers_and_receives_calls_at_its_nat_address() {
+    let mut net = Net::with_config(PBX_REG_CONFIG);
+    // Not registered yet: a call for it fails with 480.
+    let carrier_invite = |cid: &str| {
+        String::from_utf8(pbx_invite(cid, "12125557777"))
+            .unwrap()
+            .replace("127.0.0.1:5070", "127.0.0.2:5080")
+            .into_bytes()
+    };
+    let out = net.send("127.0.0.2:5080", &carrier_invite("call-n1"));
+    one(&out, "127.0.0.2:5080", "480", is_code(480));
+
+    let out = net.send(PBX_PUBLIC, &pbx_register(1, "r1", None));
+    let ch = one(&out, PBX_PUBLIC, "401", is_code(401)).clone();
+    assert!(
+        ch.text.contains(";received=127.0.0.9;rport=40123")
+            || ch.text.contains(";rport=40123;received=127.0.0.9"),
+        "{}",
+        ch.text
+    );
+    let value = ch.header(HeaderKind::WwwAuthenticate).unwrap();
+    let c = Challenge::parse(value.as_bytes(), HeaderKind::WwwAuthenticate).unwrap();
+    let creds = trunks::answer::answer(
+        &c,
+        b"pbx1",
+        b"pw1",
+        &trunks::answer::Request {
+            method: b"REGISTER",
+            uri: b"sip:127.0.0.1:5060",
+            cnonce: b"c",
+            nc: 1,
+            realm_override: None,
+            body: b"",
+        },
+    )
+    .unwrap();
+    let creds = String::from_utf8(creds).unwrap();
+    let reg = pbx_register(2, "r2", Some(&creds));
+    let out = net.send(PBX_PUBLIC, &reg);
+    let ok = one(&out, PBX_PUBLIC, "200", is_code(200)).clone();
+    assert_eq!(
+        ok.header(HeaderKind::Contact).as_deref(),
+        Some("<sip:pbx1@192.168.1.10:5062;transport=udp>;expires=600")
+    );
+    // A retransmission gets the same 200 (not a 403 for a replayed nonce count).
+    let out = net.send(PBX_PUBLIC, &reg);
+    assert_eq!(
+        one(&out, PBX_PUBLIC, "200 again", is_code(200)).text,
+        ok.text
+    );
+
+    // Calls for the trunk go to the NAT mapping, with the Contact's host in the R-URI.
+    let out = net.send("127.0.0.2:5080", &carrier_invite("call-n2"));
+    let inv = one(&out, PBX_PUBLIC, "INVITE to the PBX", is_req("INVITE"));
+    assert!(
+        inv.text
+            .starts_with("INVITE sip:12125557777@192.168.1.10:5062;transport=udp SIP/2.0\r\n"),
+        "{}",
+        inv.text
+    );
+
+    // A wrong password: 403, no binding change.
+    let bad = trunks::answer::answer(
+        &c,
+        b"pbx1",
+        b"nope",
+        &trunks::answer::Request {
+            method: b"REGISTER",
+            uri: b"sip:127.0.0.1:5060",
+            cnonce: b"c",
+            nc: 2,
+            realm_override: None,
+            body: b"",
+        },
+    )
+    .unwrap();
+    let out = net.send(
+        PBX_PUBLIC,
+        &pbx_register(3, "r3", Some(&String::from_utf8(bad).unwrap())),
+    );
+    one(&out, PBX_PUBLIC, "403", is_code(403));
+}

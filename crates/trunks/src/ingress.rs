@@ -1,9 +1,12 @@
 //! Which trunk a request comes from (DESIGN.md "inbound"): IP allowlist, hash domain, auth
 //! header, tech prefix, and whether digest credentials are still needed.
 //!
-//! A request belongs to the trunk whose inbound checks all pass; where several pass, the one
-//! with the longest tech prefix wins (trunks that share a source and tell their customers
-//! apart by prefix), then the first in file order. With 1,000 trunks a linear scan would cost
+//! A request belongs to the trunk whose inbound checks all pass; where several pass, a trunk
+//! that recognises it by something it carries (source address, domain, header, prefix, or
+//! credentials for the trunk's realm and user) comes before one that would only challenge it
+//! (a digest-only trunk matches any request until it is challenged), then the longest tech
+//! prefix wins (trunks that share a source and tell their customers apart by prefix), then
+//! the first in file order. With 1,000 trunks a linear scan would cost
 //! tens of microseconds, so [`Ingress`] indexes each trunk under its most selective check:
 //! its allowlist networks (one hash lookup per distinct prefix length), else its hash domain,
 //! else a short list of trunks that can only be told apart by header, prefix or digest. Only
@@ -85,6 +88,19 @@ struct Entry {
     prefix: Option<Box<[u8]>>,
     /// The realm, for trunks with `inbound.digest`.
     realm: Option<Box<[u8]>>,
+    /// The digest usernames.
+    users: Vec<Box<[u8]>>,
+}
+
+impl Entry {
+    /// Recognises requests by address, domain, header or prefix (not only by a digest
+    /// challenge still to come).
+    fn has_concrete_check(&self) -> bool {
+        !self.allow.is_empty()
+            || self.domain.is_some()
+            || self.header.is_some()
+            || self.prefix.is_some()
+    }
 }
 
 /// A key of the network index: family, prefix length, masked address.
@@ -158,6 +174,12 @@ impl Ingress {
                     .map(|h| (h.name.as_bytes().into(), h.value.clone())),
                 prefix: inb.prefix.as_ref().map(|p| p.as_bytes().into()),
                 realm: inb.digest.as_ref().map(|d| d.realm.as_bytes().into()),
+                users: inb.digest.as_ref().map_or_else(Vec::new, |d| {
+                    d.users
+                        .iter()
+                        .map(|u| u.username.as_bytes().into())
+                        .collect()
+                }),
             });
             if !inb.allow.is_empty() {
                 for net in &inb.allow {
@@ -198,21 +220,26 @@ impl Ingress {
                 registered_contact: true,
             });
         }
-        let auth_realm = credentials_realm(req.msg);
-        let mut best: Option<(usize, u32)> = None;
+        let creds = credentials_of(req.msg);
+        // Rank: recognised by something the request carries, then the longest prefix, then
+        // file order (the lowest index).
+        let mut best: Option<(bool, usize, u32)> = None;
         self.candidates(req, |n| {
             let e = &self.entries[n as usize];
-            if let Ok(plen) = check(e, req, auth_realm) {
+            if let Ok(plen) = check(e, req, creds) {
+                let concrete = e.has_concrete_check() || (e.realm.is_some() && creds.is_some());
                 let better = match best {
                     None => true,
-                    Some((bl, bn)) => plen > bl || (plen == bl && n < bn),
+                    Some((bc, bl, bn)) => {
+                        (concrete, plen) > (bc, bl) || ((concrete, plen) == (bc, bl) && n < bn)
+                    }
                 };
                 if better {
-                    best = Some((plen, n));
+                    best = Some((concrete, plen, n));
                 }
             }
         });
-        best.map(|(prefix_len, n)| {
+        best.map(|(_, prefix_len, n)| {
             let e = &self.entries[n as usize];
             Matched {
                 trunk: e.id,
@@ -227,11 +254,11 @@ impl Ingress {
     /// and the first of its checks that failed (for the failure counter and a debug line).
     /// With no such trunk, `f` is called once with `None` and [`Mode::Allow`].
     pub fn failures(&self, req: &Request<'_, '_, '_>, mut f: impl FnMut(Option<TrunkId>, Mode)) {
-        let auth_realm = credentials_realm(req.msg);
+        let creds = credentials_of(req.msg);
         let mut any = false;
         self.candidates(req, |n| {
             let e = &self.entries[n as usize];
-            if let Err(mode) = check(e, req, auth_realm) {
+            if let Err(mode) = check(e, req, creds) {
                 any = true;
                 f(Some(e.id), mode);
             }
@@ -296,17 +323,21 @@ fn strip_prefix_len(user: &[u8], prefix: &[u8]) -> Option<usize> {
     Some(i)
 }
 
-/// The realm of the request's credentials, if it carries any.
-fn credentials_realm<'b>(msg: &Message<'_, 'b>) -> Option<&'b [u8]> {
+/// The realm and username of the request's credentials, if it carries any.
+fn credentials_of<'b>(msg: &Message<'_, 'b>) -> Option<(&'b [u8], Option<&'b [u8]>)> {
     [HeaderKind::Authorization, HeaderKind::ProxyAuthorization]
         .into_iter()
         .filter_map(|k| msg.header(k))
         .find_map(|h| sip_codec::Challenge::parse(h.value, h.kind).ok())
-        .and_then(|c| c.param(b"realm"))
+        .and_then(|c| Some((c.param(b"realm")?, c.param(b"username"))))
 }
 
 /// Every check of `e`: the prefix length to strip, or the first check that failed.
-fn check(e: &Entry, req: &Request<'_, '_, '_>, auth_realm: Option<&[u8]>) -> Result<usize, Mode> {
+fn check(
+    e: &Entry,
+    req: &Request<'_, '_, '_>,
+    creds: Option<(&[u8], Option<&[u8]>)>,
+) -> Result<usize, Mode> {
     if !e.allow.is_empty() && !e.allow.iter().any(|net| net.contains(req.source)) {
         return Err(Mode::Allow);
     }
@@ -334,9 +365,11 @@ fn check(e: &Entry, req: &Request<'_, '_, '_>, auth_realm: Option<&[u8]>) -> Res
             .and_then(|u| strip_prefix_len(u, p))
             .ok_or(Mode::Prefix)?;
     }
-    if let (Some(realm), Some(theirs)) = (&e.realm, auth_realm) {
-        // Credentials for another trunk's realm: not this trunk.
-        if **realm != *theirs {
+    if let (Some(realm), Some((theirs, user))) = (&e.realm, creds) {
+        // Credentials for another trunk's realm or user: not this trunk (PBXs often share
+        // one realm, each with its own username).
+        let known_user = user.is_some_and(|u| e.users.iter().any(|x| **x == *u));
+        if **realm != *theirs || !known_user {
             return Err(Mode::Digest);
         }
     }

@@ -5,6 +5,7 @@
 //! - [`digest`], [`nonce`], [`verify`], [`answer`], [`client`]: digest authentication, both
 //!   sides.
 //! - [`register`]: register-on-behalf, the agent of one trunk.
+//! - [`registrar`]: the bindings of PBXs that register to sbcd.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod digest;
 pub mod ingress;
 pub mod nonce;
 pub mod register;
+pub mod registrar;
 pub mod verify;
 
 use std::time::Instant;
@@ -35,6 +37,8 @@ pub struct Shared {
     pub nonces: nonce::Nonces,
     /// Nonce counts seen, against replays.
     pub counts: nonce::NonceCounts,
+    /// Contacts PBXs registered (`inbound.register`).
+    pub bindings: registrar::Bindings,
 }
 
 impl Shared {
@@ -49,6 +53,7 @@ impl Shared {
             epoch,
             nonces: nonce::Nonces::new(nonce_key, NONCE_LIFETIME_SECS),
             counts: nonce::NonceCounts::default(),
+            bindings: registrar::Bindings::default(),
         }
     }
 

@@ -276,6 +276,34 @@ inbound.digest = { realm = "two.test", users = [{ username = "u", password = "p"
 }
 
 #[test]
+fn pbxs_sharing_a_realm_are_told_apart_by_username() {
+    let c = config(
+        r#"
+[[trunk]]
+name = "p1"
+inbound.digest = { realm = "sbc.test", users = [{ username = "pbx1", password = "a" }] }
+inbound.register = true
+[[trunk]]
+name = "p2"
+inbound.digest = { realm = "sbc.test", users = [{ username = "pbx2", password = "b" }] }
+inbound.register = true
+"#,
+    );
+    let ing = Ingress::new(&c, |_| None);
+    let creds = |u: &str| {
+        format!("Authorization: Digest username=\"{u}\", realm=\"sbc.test\", nonce=\"n\", uri=\"sip:sbc.test\", response=\"0\"\r\n")
+    };
+    let m = identify(&ing, "sip:sbc.test", &creds("pbx2"), "203.0.113.1").unwrap();
+    assert_eq!(m.trunk, id(&c, "p2"));
+    let m = identify(&ing, "sip:sbc.test", &creds("pbx1"), "203.0.113.1").unwrap();
+    assert_eq!(m.trunk, id(&c, "p1"));
+    assert_eq!(
+        identify(&ing, "sip:sbc.test", &creds("pbx3"), "203.0.113.1"),
+        None
+    );
+}
+
+#[test]
 fn calls_to_a_registered_contact_belong_to_its_trunk() {
     let c = config(
         r#"
@@ -362,4 +390,34 @@ fn a_thousand_trunks_each_found_by_its_own_checks() {
         assert_eq!(c.trunk(m.trunk).name, format!("t{i}"));
     }
     assert_eq!(identify(&ing, "sip:1@sbc.test", "", "10.9.9.9"), None);
+}
+
+#[test]
+fn a_digest_only_trunk_does_not_swallow_an_allowlisted_one() {
+    let c = config(
+        r#"
+[[trunk]]
+name = "office"
+inbound.digest = { realm = "sbc.test", users = [{ username = "pbx1", password = "a" }] }
+[[trunk]]
+name = "carrier"
+inbound.allow = ["192.0.2.0/24"]
+"#,
+    );
+    let ing = Ingress::new(&c, |_| None);
+    let m = identify(&ing, "sip:1@sbc.test", "", "192.0.2.7").unwrap();
+    assert_eq!(
+        m.trunk,
+        id(&c, "carrier"),
+        "recognised by address, not by a challenge to come"
+    );
+    let m = identify(&ing, "sip:1@sbc.test", "", "203.0.113.7").unwrap();
+    assert_eq!((m.trunk, m.digest), (id(&c, "office"), true));
+    let creds = "Proxy-Authorization: Digest username=\"pbx1\", realm=\"sbc.test\", nonce=\"n\", uri=\"sip:sbc.test\", response=\"0\"\r\n";
+    let m = identify(&ing, "sip:1@sbc.test", creds, "192.0.2.7").unwrap();
+    assert_eq!(
+        m.trunk,
+        id(&c, "office"),
+        "credentials for it: first in file order again"
+    );
 }
