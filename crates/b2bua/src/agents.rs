@@ -1,5 +1,7 @@
 //! What a shard does on its own account, outside calls: registering trunks on behalf
-//! ([`trunks::register`]).
+//! ([`trunks::register`]), probing trunks with OPTIONS ([`trunks::probe`]), and OPTIONS
+//! keep-alives to the PBXs registered to sbcd (they keep NAT mappings open and tell which
+//! contact still answers).
 //!
 //! Each shard runs the registrations of the trunks whose index modulo the number of shards is
 //! its own. A registration's responses find it like a call's do: the branch carries a token
@@ -15,6 +17,7 @@ use bytes::Bytes;
 use sbc_config::net::{Host, Transport};
 use sbc_config::{OutboundAuth, TrunkId};
 use sip_codec::Message;
+use trunks::probe::{Probe, ProbeParams};
 use trunks::register::{Env, Params, Registration, Status};
 
 use crate::ids::{self, Rng, Side, Token};
@@ -25,6 +28,13 @@ use crate::Event;
 
 /// The slot of registration tokens: above every call slot (a shard holds fewer calls).
 pub(crate) const REG_SLOT: u32 = (ids::MAX_SLOTS - 1) as u32;
+/// The slot of OPTIONS probe tokens.
+pub(crate) const PROBE_SLOT: u32 = (ids::MAX_SLOTS - 2) as u32;
+/// The slot of keep-alive tokens (generation: the trunk's index + 1).
+pub(crate) const KEEPALIVE_SLOT: u32 = (ids::MAX_SLOTS - 3) as u32;
+
+/// Time between two keep-alives to a registered PBX's contact.
+pub(crate) const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Time between two registrations' first REGISTERs on one shard.
 pub(crate) const STAGGER: Duration = Duration::from_millis(25);
@@ -51,12 +61,24 @@ struct Entry {
     scheduled: Option<Instant>,
 }
 
-/// The registrations of one shard.
+#[derive(Debug)]
+struct ProbeEntry {
+    probe: Probe,
+    scheduled: Option<Instant>,
+}
+
+/// The registrations, probes and keep-alives of one shard.
 #[derive(Debug, Default)]
 pub(crate) struct Agents {
     /// Indexed by generation - 1; an index is never reused, so a late response cannot reach
     /// a newer registration.
     regs: Vec<Option<Entry>>,
+    /// Probes, indexed by generation - 1, never reused either.
+    probes: Vec<Option<ProbeEntry>>,
+    /// Keep-alives sent and not answered yet: (trunk, contact).
+    awaiting: Vec<(String, Box<[u8]>)>,
+    /// When the next round of keep-alives goes out.
+    keepalive_at: Option<Instant>,
     /// Configuration or draining changed: reconcile at the next timeout.
     pub(crate) dirty: bool,
 }
@@ -142,8 +164,8 @@ impl Agents {
     /// No registrations yet; the first timeout reconciles with the configuration.
     pub(crate) fn new() -> Self {
         Self {
-            regs: Vec::new(),
             dirty: true,
+            ..Self::default()
         }
     }
 
@@ -216,6 +238,279 @@ impl Agents {
                 scheduled: None,
             }));
             self.flush(index, now, ctx, wakeups);
+        }
+        self.reconcile_probes(now, ctx, routing, shards, draining, wakeups);
+        if self.keepalive_at.is_none() && !draining {
+            let at = now + KEEPALIVE;
+            self.keepalive_at = Some(at);
+            wakeups.push(Reverse((at, KEEPALIVE_SLOT as usize, 0)));
+        }
+    }
+
+    /// Probes for the trunks this shard owns that have `outbound.options_ping_secs`.
+    fn reconcile_probes(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        routing: &Routing,
+        shards: u16,
+        draining: bool,
+        wakeups: &mut Wakeups,
+    ) {
+        let mut wanted = Vec::new();
+        for (i, t) in routing.config.trunks.iter().enumerate() {
+            if draining || i % usize::from(shards.max(1)) != usize::from(ctx.shard) {
+                continue;
+            }
+            let (Some(interval), Some(uri)) = (t.outbound.options_ping, &t.outbound.uri) else {
+                continue;
+            };
+            let Some((id, _)) = routing.config.trunk_by_name(&t.name) else {
+                continue;
+            };
+            let Some((dest, transport)) = routing.target(id) else {
+                continue;
+            };
+            let Some(local) = ctx.locals.find(transport, dest) else {
+                continue;
+            };
+            let mut ruri = Vec::with_capacity(64);
+            ruri.extend_from_slice(if transport == Transport::Tls {
+                b"sips:"
+            } else {
+                b"sip:"
+            });
+            match &t.outbound.domain {
+                Some(d) => ruri.extend_from_slice(d.to_string().as_bytes()),
+                None => {
+                    ruri.extend_from_slice(uri.host.to_string().as_bytes());
+                    if let Some(p) = uri.port {
+                        ruri.push(b':');
+                        ruri.extend_from_slice(p.to_string().as_bytes());
+                    }
+                }
+            }
+            if transport == Transport::Tcp {
+                ruri.extend_from_slice(b";transport=tcp");
+            }
+            wanted.push(ProbeParams {
+                trunk: t.name.clone(),
+                uri: ruri,
+                dest,
+                transport,
+                via_proto: local.via_proto,
+                sent_by: local.sent_by.to_vec(),
+                interval,
+            });
+        }
+        for slot in &mut self.probes {
+            if slot
+                .as_ref()
+                .is_some_and(|e| !wanted.contains(e.probe.params()))
+            {
+                if let Some(e) = slot.take() {
+                    routing.shared.down.remove(&e.probe.params().trunk);
+                }
+            }
+        }
+        let mut k = 0u32;
+        for p in wanted {
+            if self.probes.iter().flatten().any(|e| *e.probe.params() == p) {
+                continue;
+            }
+            let index = self.probes.len();
+            let t = Token {
+                shard: ctx.shard,
+                slot: PROBE_SLOT,
+                gen: index as u32 + 1,
+            };
+            let mut call_id = Vec::with_capacity(40);
+            ids::write_call_id(&mut call_id, t, ctx.rng.next_u64());
+            let start = now + STAGGER * k;
+            k += 1;
+            self.probes.push(Some(ProbeEntry {
+                probe: Probe::new(p, ctx.timers, start, call_id),
+                scheduled: None,
+            }));
+            self.flush_probe(index, ctx, routing, wakeups);
+        }
+    }
+
+    /// A probe's timer.
+    pub(crate) fn on_probe_timeout(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        routing: &Routing,
+        gen: u32,
+        at: Instant,
+        wakeups: &mut Wakeups,
+    ) {
+        let i = (gen as usize).wrapping_sub(1);
+        let Some(e) = self.probes.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        if e.scheduled != Some(at) {
+            return;
+        }
+        e.scheduled = None;
+        let mut env = ShardEnv {
+            rng: &mut ctx.rng,
+            token: Token {
+                shard: ctx.shard,
+                slot: PROBE_SLOT,
+                gen,
+            },
+        };
+        e.probe.handle_timeout(now, &mut env);
+        self.flush_probe(i, ctx, routing, wakeups);
+    }
+
+    /// A response (`code`) to probe `gen`, attempt `txn`; or a transport error (`code` None).
+    pub(crate) fn on_probe_result(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        routing: &Routing,
+        (gen, txn): (u32, u16),
+        code: Option<u16>,
+        wakeups: &mut Wakeups,
+    ) -> bool {
+        let i = (gen as usize).wrapping_sub(1);
+        let Some(e) = self.probes.get_mut(i).and_then(Option::as_mut) else {
+            return false;
+        };
+        match code {
+            Some(code) => e.probe.handle_response(now, code, txn),
+            None => e.probe.handle_transport_error(now, txn),
+        }
+        self.flush_probe(i, ctx, routing, wakeups);
+        true
+    }
+
+    fn flush_probe(&mut self, i: usize, ctx: &mut Ctx, routing: &Routing, wakeups: &mut Wakeups) {
+        let Some(e) = self.probes.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let t = Token {
+            shard: ctx.shard,
+            slot: PROBE_SLOT,
+            gen: i as u32 + 1,
+        };
+        while let Some(tx) = e.probe.poll_transmit() {
+            let peer = Peer {
+                addr: tx.dest,
+                transport: tx.transport,
+                conn: None,
+            };
+            ctx.send(Bytes::from(tx.data), peer, t.pack(e.probe.attempt()));
+        }
+        if e.probe.take_changed() {
+            let trunk = e.probe.params().trunk.clone();
+            let status = e.probe.last_status().unwrap_or(0);
+            if e.probe.is_up() {
+                routing.shared.down.remove(&trunk);
+                tracing::info!(trunk = %trunk, status, "trunk answers OPTIONS again: up");
+            } else {
+                routing.shared.down.insert(trunk.clone(), status);
+                tracing::warn!(trunk = %trunk, status, "trunk does not answer OPTIONS: down, skipped by routing");
+            }
+            ctx.event(Event::TrunkHealth {
+                trunk,
+                up: e.probe.is_up(),
+                status,
+            });
+        }
+        let next = e.probe.poll_timeout();
+        if e.scheduled != Some(next) {
+            e.scheduled = Some(next);
+            wakeups.push(Reverse((next, PROBE_SLOT as usize, t.gen)));
+        }
+    }
+
+    /// The keep-alive round: contacts that did not answer the last one are marked
+    /// unreachable (calls prefer others), and every live binding of the register trunks this
+    /// shard owns gets an OPTIONS, sent to where its REGISTER came from.
+    pub(crate) fn on_keepalive(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        routing: &Routing,
+        shards: u16,
+        draining: bool,
+        wakeups: &mut Wakeups,
+    ) {
+        let bindings = &routing.shared.bindings;
+        for (trunk, contact) in self.awaiting.drain(..) {
+            if bindings.set_reachable(&trunk, &contact, false) {
+                tracing::info!(trunk = %trunk, contact = %String::from_utf8_lossy(&contact), "registered contact does not answer keep-alives");
+            }
+        }
+        bindings.prune(now);
+        if draining {
+            self.keepalive_at = None;
+            return;
+        }
+        for (i, t) in routing.config.trunks.iter().enumerate() {
+            if !t.inbound.register || i % usize::from(shards.max(1)) != usize::from(ctx.shard) {
+                continue;
+            }
+            let token = Token {
+                shard: ctx.shard,
+                slot: KEEPALIVE_SLOT,
+                gen: i as u32 + 1,
+            };
+            for b in bindings.all(&t.name, now) {
+                let Some(local) = ctx.locals.find(b.transport, b.source) else {
+                    continue;
+                };
+                let mut branch = Vec::with_capacity(40);
+                ids::write_branch(&mut branch, token, Side::A, 0, ctx.rng.next_u32());
+                let mut call_id = Vec::with_capacity(40);
+                ids::write_call_id(&mut call_id, token, ctx.rng.next_u64());
+                let mut out = Vec::with_capacity(400);
+                let mut w = sip_codec::Writer::new(&mut out);
+                w.request_line(b"OPTIONS", &[&b.contact]);
+                w.via(local.via_proto, &local.sent_by, &[&branch], true);
+                w.header_u32(sip_codec::HeaderKind::MaxForwards, 70);
+                w.header_parts(b"From", &[b"<sip:sbcd@", &local.sent_by, b">;tag=ka"]);
+                w.header_parts(b"To", &[b"<", &b.contact, b">"]);
+                w.header(sip_codec::HeaderKind::CallId, &call_id);
+                w.cseq(1, b"OPTIONS");
+                w.header(sip_codec::HeaderKind::UserAgent, b"sbcd");
+                w.finish();
+                let peer = Peer {
+                    addr: b.source,
+                    transport: b.transport,
+                    conn: b.conn,
+                };
+                ctx.send(Bytes::from(out), peer, token.pack(0));
+                self.awaiting.push((t.name.clone(), b.contact.clone()));
+            }
+        }
+        let at = now + KEEPALIVE;
+        self.keepalive_at = Some(at);
+        wakeups.push(Reverse((at, KEEPALIVE_SLOT as usize, 0)));
+    }
+
+    /// A response to a keep-alive: its To URI names the contact.
+    pub(crate) fn on_keepalive_response(
+        &mut self,
+        routing: &Routing,
+        gen: u32,
+        msg: &Message<'_, '_>,
+    ) {
+        let Some(t) = routing.config.trunks.get((gen as usize).wrapping_sub(1)) else {
+            return;
+        };
+        let Some(to) = msg.to().ok() else { return };
+        let before = self.awaiting.len();
+        self.awaiting
+            .retain(|(trunk, c)| !(*trunk == t.name && c.eq_ignore_ascii_case(to.uri)));
+        if self.awaiting.len() != before
+            && routing.shared.bindings.set_reachable(&t.name, to.uri, true)
+        {
+            tracing::info!(trunk = %t.name, contact = %String::from_utf8_lossy(to.uri), "registered contact answers keep-alives again");
         }
     }
 

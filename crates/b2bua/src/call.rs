@@ -747,6 +747,11 @@ impl Call {
             self.next_target += 1;
             let routing = Arc::clone(&self.routing);
             let tc = routing.config.trunk(trunk);
+            if routing.shared.down.contains_key(&tc.name) {
+                debug!(trunk = %tc.name, "trunk is down (OPTIONS probe); skipped");
+                self.last_failure = Some((503, build::reason(503).into()));
+                continue;
+            }
             // A registering PBX: its latest Contact, reached where its REGISTER came from.
             let binding = if tc.inbound.register {
                 let b = routing.shared.bindings.lookup(&tc.name, now);

@@ -100,6 +100,15 @@ pub enum Event {
         /// Where it stands now.
         status: trunks::register::Status,
     },
+    /// An OPTIONS probe found a trunk down, or up again.
+    TrunkHealth {
+        /// The trunk.
+        trunk: String,
+        /// Answering.
+        up: bool,
+        /// The status that decided (408: no answer).
+        status: u16,
+    },
     /// A message was dropped without a reply.
     Dropped {
         /// Why.

@@ -15,7 +15,7 @@ use sbc_config::TrunkId;
 use trunks::ingress::{self, Matched, Mode};
 use trunks::registrar::Outcome;
 
-use crate::agents::{Agents, REG_SLOT};
+use crate::agents::{Agents, KEEPALIVE_SLOT, PROBE_SLOT, REG_SLOT};
 use crate::auth;
 use crate::build::{self, ALLOW, SUPPORTED};
 use crate::call::{Call, NewCall};
@@ -379,6 +379,30 @@ impl Shard {
                     .on_timeout(now, &mut self.ctx, gen, at, &mut self.wakeups);
                 continue;
             }
+            if slot == PROBE_SLOT as usize {
+                let routing = Arc::clone(&self.routing);
+                self.agents.on_probe_timeout(
+                    now,
+                    &mut self.ctx,
+                    &routing,
+                    gen,
+                    at,
+                    &mut self.wakeups,
+                );
+                continue;
+            }
+            if slot == KEEPALIVE_SLOT as usize {
+                let routing = Arc::clone(&self.routing);
+                self.agents.on_keepalive(
+                    now,
+                    &mut self.ctx,
+                    &routing,
+                    self.shards,
+                    self.draining,
+                    &mut self.wakeups,
+                );
+                continue;
+            }
             let Some(call) = self.calls.get_mut(slot).filter(|c| c.gen() == gen) else {
                 continue;
             };
@@ -398,6 +422,18 @@ impl Shard {
         if t.slot == REG_SLOT {
             self.agents
                 .on_transport_error(now, &mut self.ctx, t.gen, txn, &mut self.wakeups);
+            return;
+        }
+        if t.slot == PROBE_SLOT {
+            let routing = Arc::clone(&self.routing);
+            self.agents.on_probe_result(
+                now,
+                &mut self.ctx,
+                &routing,
+                (t.gen, txn),
+                None,
+                &mut self.wakeups,
+            );
             return;
         }
         let slot = t.slot as usize;
@@ -487,6 +523,26 @@ impl Shard {
             {
                 self.drop_msg(DropReason::StrayResponse);
             }
+            return;
+        }
+        if t.slot == PROBE_SLOT {
+            let routing = Arc::clone(&self.routing);
+            let code = msg.status_code();
+            if !self.agents.on_probe_result(
+                now,
+                &mut self.ctx,
+                &routing,
+                (t.gen, txn),
+                code,
+                &mut self.wakeups,
+            ) {
+                self.drop_msg(DropReason::StrayResponse);
+            }
+            return;
+        }
+        if t.slot == KEEPALIVE_SLOT {
+            let routing = Arc::clone(&self.routing);
+            self.agents.on_keepalive_response(&routing, t.gen, msg);
             return;
         }
         let slot = t.slot as usize;

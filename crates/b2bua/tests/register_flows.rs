@@ -307,3 +307,111 @@ fn a_pbx_registers_and_receives_calls_at_its_nat_address() {
     );
     one(&out, PBX_PUBLIC, "403", is_code(403));
 }
+
+#[test]
+fn registered_pbx_gets_options_keepalives_at_its_nat_address() {
+    let mut net = Net::with_config(PBX_REG_CONFIG);
+    let out = net.send(PBX_PUBLIC, &pbx_register(1, "k1", None));
+    let ch = one(&out, PBX_PUBLIC, "401", is_code(401)).clone();
+    let value = ch.header(HeaderKind::WwwAuthenticate).unwrap();
+    let c = Challenge::parse(value.as_bytes(), HeaderKind::WwwAuthenticate).unwrap();
+    let req = trunks::answer::Request {
+        method: b"REGISTER",
+        uri: b"sip:127.0.0.1:5060",
+        cnonce: b"c",
+        nc: 1,
+        realm_override: None,
+        body: b"",
+    };
+    let creds =
+        String::from_utf8(trunks::answer::answer(&c, b"pbx1", b"pw1", &req).unwrap()).unwrap();
+    let out = net.send(PBX_PUBLIC, &pbx_register(2, "k2", Some(&creds)));
+    one(&out, PBX_PUBLIC, "200", is_code(200));
+    let out = net.advance(Duration::from_secs(31));
+    let ka = one(&out, PBX_PUBLIC, "keep-alive", is_req("OPTIONS")).clone();
+    assert!(
+        ka.text
+            .starts_with("OPTIONS sip:pbx1@192.168.1.10:5062;transport=udp SIP/2.0\r\n"),
+        "{}",
+        ka.text
+    );
+    // Answered: nothing else happens; the next round comes 30 s later.
+    net.send(
+        PBX_PUBLIC,
+        &answer(&ka, 200, "ka", "192.168.1.10:5062", &[], ""),
+    );
+    let out = net.advance(Duration::from_secs(30));
+    one(&out, PBX_PUBLIC, "next keep-alive", is_req("OPTIONS"));
+}
+
+const PROBE_CONFIG: &str = r#"
+[sip]
+listen = ["udp:127.0.0.1:5060"]
+[media]
+listen = "127.0.0.1"
+port_min = 20000
+port_max = 20099
+[admin]
+listen = "127.0.0.1:9060"
+[[trunk]]
+name = "pbx"
+inbound.allow = ["127.0.0.1/32"]
+outbound.uri = "sip:127.0.0.1:5070"
+[[trunk]]
+name = "carrier"
+outbound.uri = "sip:127.0.0.2:5080"
+outbound.options_ping_secs = 10
+[[trunk]]
+name = "backup"
+outbound.uri = "sip:127.0.0.3:5090"
+[[route]]
+from = "pbx"
+to = ["carrier", "backup"]
+"#;
+
+#[test]
+fn a_trunk_that_stops_answering_options_is_skipped_until_it_answers() {
+    let mut net = Net::with_config(PROBE_CONFIG);
+    let out = net.advance(Duration::ZERO);
+    let probe = one(&out, CARRIER, "OPTIONS probe", is_req("OPTIONS")).clone();
+    assert!(
+        probe
+            .text
+            .starts_with("OPTIONS sip:127.0.0.2:5080 SIP/2.0\r\n"),
+        "{}",
+        probe.text
+    );
+    net.send(
+        CARRIER,
+        &answer(&probe, 200, "p", "127.0.0.2:5080", &[], ""),
+    );
+    // The carrier goes silent: the next probe times out (Timer F, 32 s): down.
+    net.advance(Duration::from_secs(45));
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        Event::TrunkHealth { trunk, up: false, status: 408 } if trunk == "carrier"
+    )));
+    let out = net.send(PBX, &pbx_invite("call-p1", "12125551234"));
+    assert!(
+        out.iter().all(|s| s.to != addr(CARRIER)),
+        "skipped: {out:#?}"
+    );
+    one(&out, BACKUP, "INVITE to the backup", is_req("INVITE"));
+    // It answers again (a 404 counts: it is alive): up, and calls go to it.
+    let out = net.advance(Duration::from_secs(12));
+    let probe = out
+        .iter()
+        .find(|s| s.to == addr(CARRIER) && s.method().as_deref() == Some("OPTIONS"))
+        .expect("probes go on while down")
+        .clone();
+    net.send(
+        CARRIER,
+        &answer(&probe, 404, "p2", "127.0.0.2:5080", &[], ""),
+    );
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        Event::TrunkHealth { trunk, up: true, status: 404 } if trunk == "carrier"
+    )));
+    let out = net.send(PBX, &pbx_invite("call-p2", "12125551234"));
+    one(&out, CARRIER, "INVITE to the carrier", is_req("INVITE"));
+}

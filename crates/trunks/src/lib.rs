@@ -6,6 +6,7 @@
 //!   sides.
 //! - [`register`]: register-on-behalf, the agent of one trunk.
 //! - [`registrar`]: the bindings of PBXs that register to sbcd.
+//! - [`probe`]: OPTIONS health probes of outbound trunks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod client;
 pub mod digest;
 pub mod ingress;
 pub mod nonce;
+pub mod probe;
 pub mod register;
 pub mod registrar;
 pub mod verify;
@@ -39,6 +41,8 @@ pub struct Shared {
     pub counts: nonce::NonceCounts,
     /// Contacts PBXs registered (`inbound.register`).
     pub bindings: registrar::Bindings,
+    /// Trunks whose OPTIONS probe failed, with the status of the failure: routing skips them.
+    pub down: dashmap::DashMap<String, u16>,
 }
 
 impl Shared {
@@ -54,6 +58,7 @@ impl Shared {
             nonces: nonce::Nonces::new(nonce_key, NONCE_LIFETIME_SECS),
             counts: nonce::NonceCounts::default(),
             bindings: registrar::Bindings::default(),
+            down: dashmap::DashMap::new(),
         }
     }
 
