@@ -67,6 +67,8 @@ pub(crate) struct Topology {
     pub(crate) carrier: Peer,
     pub(crate) backup: Peer,
     pub(crate) kamailio: SocketAddr,
+    /// `[[trunk]]` and `[[route]]` tables replacing the default ones (trunk-mode tests).
+    pub(crate) trunks: Option<String>,
 }
 
 impl Topology {
@@ -116,6 +118,7 @@ impl Topology {
                 mark: "mkbackup",
             },
             kamailio: v4(KAMAILIO_IP),
+            trunks: None,
         }
     }
 
@@ -124,15 +127,26 @@ impl Topology {
         self.sbcd_v6.unwrap_or(self.sbcd)
     }
 
-    fn sip_uri(addr: SocketAddr, transport: Transport) -> String {
+    pub(crate) fn sip_uri(addr: SocketAddr, transport: Transport) -> String {
         match transport {
             Transport::Udp => format!("sip:{}", host_port(addr)),
             Transport::Tcp => format!("sip:{};transport=tcp", host_port(addr)),
         }
     }
 
-    /// The config file, with exactly the keys of ../shared/DESIGN.md.
+    /// The config file, with exactly the keys of ../shared/DESIGN.md: [`Self::sections`], then
+    /// [`Self::trunks`] if set, else the default trunks and routes.
     pub(crate) fn config_toml(&self) -> String {
+        let mut t = self.sections();
+        match &self.trunks {
+            Some(trunks) => t.push_str(trunks),
+            None => t.push_str(&self.default_trunks()),
+        }
+        t
+    }
+
+    /// `[sip]`, `[media]` and `[admin]` of this topology.
+    pub(crate) fn sections(&self) -> String {
         let mut listen = vec![format!("udp:{}", host_port(self.sbcd))];
         if self.opts.pbx_tcp {
             listen.push(format!("tcp:{}", host_port(self.sbcd)));
@@ -160,7 +174,12 @@ impl Topology {
             self.media.0, self.media.1
         );
         let _ = writeln!(t, "\n[admin]\nlisten = \"{}\"", host_port(self.admin));
+        t
+    }
 
+    /// The PBX, carrier (and backup) trunks with allowlists, and routes between them.
+    fn default_trunks(&self) -> String {
+        let mut t = String::new();
         let pbx_net = match self.pbx.addr.ip() {
             IpAddr::V4(ip) => format!("{ip}/32"),
             IpAddr::V6(ip) => format!("{ip}/128"),
