@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use sbc_config::{DigestUriCheck, TrunkId};
+use sbc_config::{DigestAlgorithm, DigestUriCheck, TrunkId};
 use sip_codec::{Challenge, HeaderKind, Message, Method, StartLine, Writer};
 use trunks::answer;
 pub(crate) use trunks::client::pick_challenges;
@@ -96,8 +96,9 @@ pub(crate) fn challenge_code(routing: &Routing, trunk: TrunkId, method: Option<M
     }
 }
 
-/// Writes the challenge headers of `trunk` for a response with status `code`: SHA-256 first,
-/// then MD5 (RFC 8760 §2.4), both with one fresh nonce.
+/// Writes the challenge headers of `trunk` for a response with status `code`: one per
+/// algorithm of `inbound.digest.algorithms` (SHA-256 then MD5 unless configured, RFC 8760
+/// §2.4), all with one fresh nonce.
 pub(crate) fn write_challenge(
     w: &mut Writer<'_>,
     routing: &Routing,
@@ -118,7 +119,11 @@ pub(crate) fn write_challenge(
     let shared = &routing.shared;
     let realm = d.realm.as_bytes();
     let nonce = shared.nonces.issue(shared.secs(now), salt, realm);
-    for alg in [Algorithm::Sha256, Algorithm::Md5] {
+    for alg in &d.algorithms {
+        let alg = match alg {
+            DigestAlgorithm::Sha256 => Algorithm::Sha256,
+            DigestAlgorithm::Md5 => Algorithm::Md5,
+        };
         w.header(kind, &answer::challenge(realm, &nonce, alg, stale));
     }
 }

@@ -40,10 +40,10 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AdminConfig, ChallengeStatus, Config, Credentials, Destination, DigestConfig, DigestUri,
-    DigestUriCheck, HeaderConfig, InboundConfig, MediaConfig, NumberPattern, OutboundAuth,
-    OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers, TlsFiles,
-    TrunkConfig, TrunkId,
+    AdminConfig, ChallengeStatus, Config, Credentials, Destination, DigestAlgorithm, DigestConfig,
+    DigestUri, DigestUriCheck, HeaderConfig, InboundConfig, MediaConfig, NumberPattern,
+    OutboundAuth, OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers,
+    TlsFiles, TrunkConfig, TrunkId,
 };
 pub use raw::{
     RawAdmin, RawConfig, RawCredentials, RawDigest, RawHeader, RawInbound, RawMedia, RawOutbound,

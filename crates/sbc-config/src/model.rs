@@ -295,6 +295,18 @@ pub struct DigestConfig {
     pub challenge: ChallengeStatus,
     /// `inbound.digest.uri_check`.
     pub uri_check: DigestUriCheck,
+    /// `inbound.digest.algorithms`: one challenge per algorithm, in this order (RFC 8760
+    /// §2.4: most preferred first). Non-empty, no repeats.
+    pub algorithms: Vec<DigestAlgorithm>,
+}
+
+/// A digest algorithm sbcd challenges with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlgorithm {
+    /// `SHA-256` (RFC 7616, RFC 8760).
+    Sha256,
+    /// `MD5` (RFC 3261 §22.4).
+    Md5,
 }
 
 /// 401 or 407.

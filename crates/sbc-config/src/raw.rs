@@ -145,6 +145,9 @@ pub struct RawDigest {
     pub challenge: Option<u64>,
     /// How the digest `uri` must match the Request-URI: `"host"` (the default) or `"exact"`.
     pub uri_check: Option<String>,
+    /// Algorithms offered, in order of preference: `"SHA-256"`, `"MD5"` (default both, in
+    /// that order).
+    pub algorithms: Option<Vec<String>>,
 }
 
 /// A username with `password` or `password_file` (exactly one): digest users and

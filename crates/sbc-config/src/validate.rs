@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::{
-    AdminConfig, ChallengeStatus, Config, Credentials, DigestConfig, DigestUri, DigestUriCheck,
-    HeaderConfig, InboundConfig, MediaConfig, NumberPattern, OutboundAuth, OutboundConfig,
-    RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers, TlsFiles, TrunkConfig, TrunkId,
+    AdminConfig, ChallengeStatus, Config, Credentials, DigestAlgorithm, DigestConfig, DigestUri,
+    DigestUriCheck, HeaderConfig, InboundConfig, MediaConfig, NumberPattern, OutboundAuth,
+    OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers, TlsFiles,
+    TrunkConfig, TrunkId,
 };
 use crate::net::{is_domain_name, Host, IpNet, Listener, Transport};
 use crate::raw::{
@@ -529,11 +530,42 @@ impl Validator<'_> {
                     DigestUriCheck::default()
                 }
             };
+            let mut algorithms = Vec::new();
+            match &d.algorithms {
+                None => algorithms = vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+                Some(list) if list.is_empty() => {
+                    self.err(
+                        format!("{path}.algorithms"),
+                        "must list at least one algorithm",
+                    );
+                }
+                Some(list) => {
+                    for (j, a) in list.iter().enumerate() {
+                        let alg = match a.to_ascii_uppercase().as_str() {
+                            "SHA-256" => DigestAlgorithm::Sha256,
+                            "MD5" => DigestAlgorithm::Md5,
+                            _ => {
+                                self.bad(
+                                    format!("{path}.algorithms[{j}]"),
+                                    "must be \"SHA-256\" or \"MD5\"",
+                                    a,
+                                );
+                                continue;
+                            }
+                        };
+                        if algorithms.contains(&alg) {
+                            self.bad(format!("{path}.algorithms[{j}]"), "listed twice", a);
+                        }
+                        algorithms.push(alg);
+                    }
+                }
+            }
             (self.errors.len() == before).then(|| DigestConfig {
                 realm: d.realm.clone(),
                 users,
                 challenge,
                 uri_check,
+                algorithms,
             })
         });
         if raw.register && raw.digest.is_none() {

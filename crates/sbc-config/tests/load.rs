@@ -332,6 +332,9 @@ outbound.auth = { username = "u" }"#),
          vec!["trunk[2].outbound.auth: password or password_file is required"]),
         ("digest challenge status", trunk(r#"inbound.digest = { realm = "r", challenge = 403, users = [{ username = "u", password = "p" }] }"#),
          vec!["trunk[2].inbound.digest.challenge: must be 401 or 407 (got 403)"]),
+        ("digest algorithms", trunk(r#"inbound.digest = { realm = "r", algorithms = ["MD5", "SHA-512", "md5"], users = [{ username = "u", password = "p" }] }"#),
+         vec![r#"trunk[2].inbound.digest.algorithms[1]: must be "SHA-256" or "MD5" (got "SHA-512")"#,
+              r#"trunk[2].inbound.digest.algorithms[2]: listed twice (got "md5")"#]),
         ("digest uri_check", trunk(r#"inbound.digest = { realm = "r", uri_check = "loose", users = [{ username = "u", password = "p" }] }"#),
          vec![r#"trunk[2].inbound.digest.uri_check: must be "host" or "exact" (got "loose")"#]),
         ("outbound.auth digest_uri", trunk(r#"outbound.uri = "sip:h.test"
@@ -727,7 +730,7 @@ fn digest_quirk_keys_are_read() {
         r#"
 [[trunk]]
 name = "c"
-inbound.digest = { realm = "sbc.test", challenge = 401, uri_check = "exact", users = [{ username = "u", password = "p" }] }
+inbound.digest = { realm = "sbc.test", challenge = 401, uri_check = "exact", algorithms = ["MD5"], users = [{ username = "u", password = "p" }] }
 outbound.uri = "sip:127.0.0.3:5060"
 outbound.auth = { username = "sbc", password = "pw", realm = "carrier.test", digest_uri = "to" }
 "#,
@@ -737,6 +740,7 @@ outbound.auth = { username = "sbc", password = "pw", realm = "carrier.test", dig
     assert_eq!(digest.challenge, sbc_config::ChallengeStatus::Unauthorized);
     assert_eq!(digest.challenge.code(), 401);
     assert_eq!(digest.uri_check, sbc_config::DigestUriCheck::Exact);
+    assert_eq!(digest.algorithms, vec![sbc_config::DigestAlgorithm::Md5]);
     let auth = c.outbound.auth.as_ref().unwrap();
     assert_eq!(auth.realm.as_deref(), Some("carrier.test"));
     assert_eq!(auth.digest_uri, sbc_config::DigestUri::To);
