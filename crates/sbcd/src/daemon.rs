@@ -114,6 +114,10 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
         Arc::new(tokio::task::spawn_blocking(move || shards::routing(c, s)).await?)
     };
     shards::log_start(n, &locals);
+    let admin = crate::admin::serve(config.admin.listen, Arc::clone(&shard_set.counters))
+        .await
+        .with_context(|| format!("binding admin.listen {}", config.admin.listen))?;
+    info!(listen = %admin, "admin endpoint: /metrics /status /health");
     let mut tasks = Vec::with_capacity(n);
     for (i, rx) in receivers.into_iter().enumerate() {
         let opts = ShardOptions {

@@ -1,8 +1,9 @@
 //! sbcd, the SIP session border controller daemon: the tokio shell around the sans-IO cores.
 //!
-//! For now (issue 2) it is a stub: it validates the configuration (`check-config`), and as a
-//! daemon loads it, reloads it on SIGHUP and exits on SIGTERM/SIGINT, without binding any
-//! socket. The binary is a thin `main` over [`main_with_args`], so tests can drive the same code.
+//! It validates the configuration (`check-config`); as a daemon it binds the SIP transports,
+//! runs one shard of calls per core, registers trunks on behalf, serves `/metrics`, `/status`
+//! and `/health` on `admin.listen`, reloads on SIGHUP and drains on SIGTERM. The binary is a
+//! thin `main` over [`main_with_args`], so tests can drive the same code.
 //!
 //! Exit status: 0 success, [`EX_SOFTWARE`] (1) runtime failure, [`EX_USAGE`] (64) bad command
 //! line, [`EX_CONFIG`] (78) invalid configuration — paired with `RestartPreventExitStatus=78` in
@@ -10,9 +11,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admin;
 pub mod cli;
 mod daemon;
 mod logging;
+mod metrics;
 mod shards;
 pub mod transport;
 

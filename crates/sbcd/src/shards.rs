@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use trunks::register::{Phase as RegPhase, Status as RegStatus};
 
+use crate::metrics::Metrics;
 use crate::transport::{ConnId, Inbound, Outbound, TransportError, Transports};
 
 /// Messages waiting for one shard; beyond this, new ones are dropped.
@@ -50,6 +51,10 @@ pub(crate) struct ShardCounters {
     pub(crate) dropped_overload: AtomicU64,
     /// The latest status of every registration on behalf, by trunk (for /status, metrics).
     pub(crate) registrations: DashMap<String, RegStatus>,
+    /// Trunks an OPTIONS probe found down, with the deciding status (for /status).
+    pub(crate) trunks_down: DashMap<String, u16>,
+    /// The Prometheus registry.
+    pub(crate) metrics: Metrics,
 }
 
 impl ShardCounters {
@@ -81,6 +86,8 @@ impl ShardSet {
             unregistering: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             dropped_overload: AtomicU64::new(0),
             registrations: DashMap::new(),
+            trunks_down: DashMap::new(),
+            metrics: Metrics::new(),
         };
         (
             Self {
@@ -194,9 +201,7 @@ pub(crate) async fn run_shard(
         }
         while let Some(e) = shard.poll_event() {
             log_event(&e);
-            if let Event::Registration { trunk, status } = e {
-                counters.registrations.insert(trunk, status);
-            }
+            count_event(&counters, e);
         }
         let next = shard.poll_timeout();
         if next != armed {
@@ -259,6 +264,34 @@ fn log_event(e: &Event) {
                 mode, "trunk auth failure"
             );
         }
+    }
+}
+
+/// Counts an event in the metrics and keeps the state /status shows.
+fn count_event(counters: &ShardCounters, e: Event) {
+    let m = &counters.metrics;
+    match e {
+        Event::AuthFailed { trunk, mode } => m
+            .auth_failures
+            .with_label_values(&[trunk.as_deref().unwrap_or("unknown"), mode])
+            .inc(),
+        Event::Registration { trunk, status } => {
+            m.registration_up
+                .with_label_values(&[trunk.as_str()])
+                .set(i64::from(status.phase == RegPhase::Registered));
+            counters.registrations.insert(trunk, status);
+        }
+        Event::TrunkHealth { trunk, up, status } => {
+            m.trunk_up
+                .with_label_values(&[trunk.as_str()])
+                .set(i64::from(up));
+            if up {
+                counters.trunks_down.remove(&trunk);
+            } else {
+                counters.trunks_down.insert(trunk, status);
+            }
+        }
+        _ => {}
     }
 }
 

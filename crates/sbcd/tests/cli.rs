@@ -27,12 +27,41 @@ fn sample_on_free_ports(name: &str) -> PathBuf {
         text.contains(old),
         "the sample's listen line changed; update this test"
     );
+    let admin = r#"listen = "127.0.0.1:9060""#;
+    assert!(text.contains(admin), "the sample's admin.listen changed");
     std::fs::write(
         &path,
-        text.replace(old, r#"listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]"#),
+        text.replace(old, r#"listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]"#)
+            .replace(admin, r#"listen = "127.0.0.1:0""#),
     )
     .unwrap();
     path
+}
+
+/// `GET path` on the admin endpoint: (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to admin");
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: sbcd\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The `ADDR:PORT` after `key=` in a log line.
+fn field(line: &str, key: &str) -> String {
+    let at = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
+    line[at..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .trim_matches('"')
+        .to_owned()
 }
 
 /// A scratch directory for configuration files.
@@ -286,6 +315,48 @@ fn daemon_runs_until_sigterm() {
             daemon.seen
         );
     }
+}
+
+#[test]
+fn admin_endpoint_counts_auth_failures_and_shows_status() {
+    let path = sample_on_free_ports("admin");
+    let mut daemon = Daemon::start(&mut sbcd(&["-c", path.to_str().unwrap()]));
+    let bound = daemon.wait_for("listener=udp:");
+    let sip = field(&bound, "listener=udp:");
+    let admin = field(&daemon.wait_for("admin endpoint"), "listen=");
+    daemon.wait_for("sbcd is serving SIP");
+    let (status, body) = http_get(&admin, "/health");
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "ok\n")
+    );
+
+    // An INVITE from an address no trunk allows: 403, counted as an allowlist failure.
+    let sock = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let me = sock.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:12125551234@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-adm;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@{me}>;tag=a\r\nTo: <sip:12125551234@{sip}>\r\n\
+         Call-ID: adm-1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@{me}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(invite.as_bytes(), &sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("a response");
+    assert!(buf[..n].starts_with(b"SIP/2.0 403 "), "{}", text(&buf[..n]));
+
+    let (status, body) = http_get(&admin, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        body.contains(r#"sbc_trunk_auth_failures_total{mode="allow",trunk="unknown"} 1"#),
+        "{body}"
+    );
+    let (status, body) = http_get(&admin, "/status");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(body, "{\"registrations\":[],\"trunks_down\":[]}\n");
+    assert_eq!(http_get(&admin, "/nope").0, "HTTP/1.1 404 Not Found");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0);
 }
 
 #[test]

@@ -1,0 +1,74 @@
+//! The Prometheus registry (DESIGN.md "Metrics": prefixed `sbc_`, base units, bounded labels).
+//!
+//! Counted from the events the shards hand out; the `trunk` label only takes configured trunk
+//! names, or `unknown` for a request no trunk's index pointed at.
+
+use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// Every metric sbcd exports.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    /// `sbc_trunk_auth_failures_total{trunk,mode}`.
+    pub(crate) auth_failures: IntCounterVec,
+    /// `sbc_registration_up{trunk}`: 1 while a registration on behalf is up.
+    pub(crate) registration_up: IntGaugeVec,
+    /// `sbc_trunk_up{trunk}`: 0 while an OPTIONS probe finds the trunk down.
+    pub(crate) trunk_up: IntGaugeVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let registry = Registry::new();
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "sbc_trunk_auth_failures_total",
+                "Requests refused by a trunk's inbound checks (mode: allow, domain, header, prefix, digest) or challenges sbcd could not answer (mode: outbound)",
+            ),
+            &["trunk", "mode"],
+        )
+        .expect("valid metric");
+        let registration_up = IntGaugeVec::new(
+            Opts::new(
+                "sbc_registration_up",
+                "1 while sbcd's registration on behalf of the trunk is up, else 0",
+            ),
+            &["trunk"],
+        )
+        .expect("valid metric");
+        let trunk_up = IntGaugeVec::new(
+            Opts::new(
+                "sbc_trunk_up",
+                "0 while the trunk does not answer OPTIONS probes, else 1",
+            ),
+            &["trunk"],
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(auth_failures.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(registration_up.clone()),
+            Box::new(trunk_up.clone()),
+        ] {
+            registry.register(m).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            auth_failures,
+            registration_up,
+            trunk_up,
+        }
+    }
+
+    /// The text exposition format.
+    pub(crate) fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4096);
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
