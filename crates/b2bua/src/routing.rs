@@ -24,14 +24,15 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// Resolves every trunk's `outbound.uri` with `resolve` (host, port, transport -> addresses)
+    /// Resolves every trunk's `outbound.uri` with `resolve` (host, the URI's port, transport ->
+    /// addresses in the order to try them)
     /// and indexes the trunks' inbound checks. An IP host needs no resolver; a name the
     /// resolver cannot resolve leaves the trunk without a target (calls skip it, as a failed
     /// trunk). `shared` is the same for every snapshot of one process.
     pub fn new(
         config: Config,
         shared: Arc<Shared>,
-        mut resolve: impl FnMut(&str, u16, Transport) -> Vec<SocketAddr>,
+        mut resolve: impl FnMut(&str, Option<u16>, Transport) -> Vec<SocketAddr>,
     ) -> Self {
         let targets = config
             .trunks
@@ -45,7 +46,8 @@ impl Routing {
                     });
                     match &uri.host {
                         Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
-                        Host::Domain(name) => resolve(name, port, transport),
+                        // RFC 3263 §4.2: SRV only when the URI names no port.
+                        Host::Domain(name) => resolve(name, uri.port, transport),
                     }
                 }
                 _ => Vec::new(),

@@ -14,6 +14,7 @@
 mod admin;
 pub mod cli;
 mod daemon;
+mod dns;
 mod logging;
 mod metrics;
 mod shards;

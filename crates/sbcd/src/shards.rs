@@ -6,7 +6,7 @@
 //! the signalling path takes a global lock. A full channel drops the message (the peer
 //! retransmits on UDP) and counts it, rather than queueing without bound.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -140,14 +140,16 @@ impl ShardSet {
 
 /// Resolves the trunks' next hops (blocking DNS for names; run it off the runtime threads).
 pub(crate) fn routing(config: Config, shared: Arc<trunks::Shared>) -> Routing {
-    Routing::new(config, shared, |host, port, _transport| {
-        match (host, port).to_socket_addrs() {
-            Ok(addrs) => addrs.collect(),
-            Err(e) => {
-                warn!(host, error = %e, "cannot resolve a trunk's host; the trunk is skipped");
-                Vec::new()
-            }
+    let nameserver = crate::dns::system_nameserver();
+    Routing::new(config, shared, |host, port, transport| {
+        let addrs = crate::dns::resolve(host, port, transport, nameserver);
+        if addrs.is_empty() {
+            warn!(
+                host,
+                "cannot resolve a trunk's host (SRV, A, AAAA); the trunk is skipped"
+            );
         }
+        addrs
     })
 }
 
