@@ -20,6 +20,9 @@
 //! - §9 CANCEL, §15 BYE, §14 re-INVITE (491 on glare), RFC 3311 UPDATE, RFC 6086 INFO,
 //!   RFC 3262 PRACK (sbcd acknowledges reliable provisionals on the outbound leg itself).
 //! - §17 transactions: `sip-txn`; §18.2.1 / RFC 3581 `received` and `rport`: `build`.
+//! - §22 digest: `auth` (challenges a trunk's requests, answers a trunk's challenges, with
+//!   [`trunks`]); §10.3 registrar for a trunk's PBX and §10.2 registration on behalf: `shard`
+//!   and `agents`; RFC 3263 §4.2 server location happens in the daemon (`Routing::new`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
