@@ -589,6 +589,9 @@ impl Call {
     ) -> Vec<u16> {
         let token = self.token.pack(id);
         let mut tu = Vec::new();
+        let side = self.clients.iter().find(|c| c.id == id).map(|c| c.side);
+        let routing = Arc::clone(&self.routing);
+        let header = side.and_then(|s| self.trunk_header_name(&routing, s));
         let Some(c) = self.clients.iter_mut().find(|c| c.id == id) else {
             return tu;
         };
@@ -598,7 +601,7 @@ impl Call {
                 None => break,
                 Some(Output::Transmit) => ctx.send(c.request.clone(), c.peer, token),
                 Some(Output::Ack) => {
-                    if let Some(ack) = msg.and_then(|m| build_non2xx_ack(&c.request, m)) {
+                    if let Some(ack) = msg.and_then(|m| build_non2xx_ack(&c.request, m, header)) {
                         ctx.send(ack, c.peer, token);
                     }
                 }
@@ -610,6 +613,16 @@ impl Call {
         }
         let _ = now;
         tu
+    }
+
+    /// The name of the `outbound.header` of the trunk on `side`, if it has one.
+    fn trunk_header_name<'r>(&self, routing: &'r Routing, side: Side) -> Option<&'r [u8]> {
+        let trunk = match side {
+            Side::A => Some(self.from_trunk),
+            Side::B => self.to_trunk,
+        }?;
+        let h = routing.config.trunk(trunk).outbound.header.as_ref()?;
+        Some(h.name.as_bytes())
     }
 
     fn forget_done_clients(&mut self) {
@@ -674,15 +687,16 @@ impl Call {
             build::copy_crossing(&mut w, m);
         }
         let body = relayed.map_or(&[][..], |m| m.body);
+        let trunk = match side {
+            Side::A => Some(self.from_trunk),
+            Side::B => self.to_trunk,
+        };
+        let tc = trunk.map(|t| self.routing.config.trunk(t));
+        // The trunk's header goes on every request to it, ACK and CANCEL included.
+        if let Some(h) = tc.and_then(|t| t.outbound.header.as_ref()) {
+            w.header_named(h.name.as_bytes(), h.value.expose().as_bytes());
+        }
         if !matches!(method, Method::Ack | Method::Cancel) {
-            let trunk = match side {
-                Side::A => Some(self.from_trunk),
-                Side::B => self.to_trunk,
-            };
-            let tc = trunk.map(|t| self.routing.config.trunk(t));
-            if let Some(h) = tc.and_then(|t| t.outbound.header.as_ref()) {
-                w.header_named(h.name.as_bytes(), h.value.expose().as_bytes());
-            }
             let creds = tc.and_then(|t| t.outbound.auth.as_ref());
             if let (Some(creds), Some(state)) = (creds, leg.auth.as_mut()) {
                 // A nonce used again: the count goes up (RFC 7616 §3.4).
@@ -1014,7 +1028,13 @@ impl Call {
             return;
         }
         c.cancel_pending = false;
-        let Some(cancel) = build_cancel(&c.request) else {
+        let side = c.side;
+        let routing = Arc::clone(&self.routing);
+        let header = self.trunk_header_name(&routing, side);
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        let Some(cancel) = build_cancel(&c.request, header) else {
             return;
         };
         let (peer, branch, cseq, side) = (c.peer, c.branch.clone(), c.cseq, c.side);
@@ -2013,9 +2033,14 @@ fn route_addr(route: &[u8]) -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::new(ip, u.port.unwrap_or(5060)))
 }
 
+/// Is `h` the trunk's `outbound.header` (copied from the INVITE into its CANCEL and ACK)?
+fn is_kept(h: &sip_codec::Header<'_>, keep: Option<&[u8]>) -> bool {
+    keep.is_some_and(|k| h.kind == HeaderKind::Other && h.name.eq_ignore_ascii_case(k))
+}
+
 /// CANCEL for a request sbcd sent (§9.1): same Request-URI, Call-ID, From, To, CSeq number,
 /// top Via and Route; method CANCEL.
-fn build_cancel(request: &[u8]) -> Option<Bytes> {
+fn build_cancel(request: &[u8], keep: Option<&[u8]>) -> Option<Bytes> {
     let mut hs = [EMPTY_HEADER; 64];
     let req = sip_codec::parse(request, &mut hs).ok()?;
     let (seq, _) = cseq_of(&req)?;
@@ -2028,7 +2053,7 @@ fn build_cancel(request: &[u8]) -> Option<Bytes> {
         matches!(
             h.kind,
             HeaderKind::Route | HeaderKind::From | HeaderKind::To | HeaderKind::CallId
-        )
+        ) || is_kept(h, keep)
     });
     w.cseq(seq, b"CANCEL");
     w.finish();
@@ -2037,7 +2062,7 @@ fn build_cancel(request: &[u8]) -> Option<Bytes> {
 
 /// ACK for a non-2xx final response (§17.1.1.3): the INVITE's Request-URI, top Via, Route,
 /// From, Call-ID, CSeq number, and the response's To.
-fn build_non2xx_ack(request: &[u8], resp: &Message<'_, '_>) -> Option<Bytes> {
+fn build_non2xx_ack(request: &[u8], resp: &Message<'_, '_>, keep: Option<&[u8]>) -> Option<Bytes> {
     let mut hs = [EMPTY_HEADER; 64];
     let req = sip_codec::parse(request, &mut hs).ok()?;
     let (seq, _) = cseq_of(&req)?;
@@ -2050,7 +2075,7 @@ fn build_non2xx_ack(request: &[u8], resp: &Message<'_, '_>) -> Option<Bytes> {
         matches!(
             h.kind,
             HeaderKind::Route | HeaderKind::From | HeaderKind::CallId
-        )
+        ) || is_kept(h, keep)
     });
     w.copy(resp.header(HeaderKind::To)?);
     w.cseq(seq, b"ACK");

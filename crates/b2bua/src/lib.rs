@@ -93,7 +93,8 @@ pub enum Event {
     AuthFailed {
         /// The trunk whose check failed; None when no trunk's index matched at all.
         trunk: Option<String>,
-        /// The check: `allow`, `domain`, `header`, `prefix`, `digest`, `register`.
+        /// The check: `allow`, `domain`, `header`, `prefix`, `digest`, `unmatched` (no trunk
+        /// matched at all), `outbound` (a challenge sbcd could not answer).
         mode: &'static str,
     },
     /// A registration on behalf changed state (`sbc_registration_up{trunk}`, `/status`).

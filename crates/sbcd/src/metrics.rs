@@ -29,7 +29,7 @@ impl Metrics {
         let auth_failures = IntCounterVec::new(
             Opts::new(
                 "sbc_trunk_auth_failures_total",
-                "Requests refused by a trunk's inbound checks (mode: allow, domain, header, prefix, digest) or challenges sbcd could not answer (mode: outbound)",
+                "Requests refused by a trunk's inbound checks (mode: allow, domain, header, prefix, digest; trunk unknown, mode unmatched: no trunk's allowlist or hash domain matched) or challenges sbcd could not answer (mode: outbound)",
             ),
             &["trunk", "mode"],
         )

@@ -348,7 +348,7 @@ fn admin_endpoint_counts_auth_failures_and_shows_status() {
     let (status, body) = http_get(&admin, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(
-        body.contains(r#"sbc_trunk_auth_failures_total{mode="allow",trunk="unknown"} 1"#),
+        body.contains(r#"sbc_trunk_auth_failures_total{mode="unmatched",trunk="unknown"} 1"#),
         "{body}"
     );
     let (status, body) = http_get(&admin, "/status");

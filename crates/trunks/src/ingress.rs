@@ -34,6 +34,8 @@ pub enum Mode {
     Digest,
     /// A call from the registrar of a register-on-behalf trunk.
     Register,
+    /// No trunk's allowlist, hash domain or other index matched at all.
+    Unmatched,
 }
 
 impl Mode {
@@ -47,6 +49,7 @@ impl Mode {
             Self::Prefix => "prefix",
             Self::Digest => "digest",
             Self::Register => "register",
+            Self::Unmatched => "unmatched",
         }
     }
 }
@@ -252,7 +255,8 @@ impl Ingress {
 
     /// For a request [`identify`](Self::identify) refused: each trunk an index pointed at
     /// and the first of its checks that failed (for the failure counter and a debug line).
-    /// With no such trunk, `f` is called once with `None` and [`Mode::Allow`].
+    /// With no such trunk (no allowlist or hash domain matched), `f` is called once with
+    /// `None` and [`Mode::Unmatched`].
     pub fn failures(&self, req: &Request<'_, '_, '_>, mut f: impl FnMut(Option<TrunkId>, Mode)) {
         let creds = credentials_of(req.msg);
         let mut any = false;
@@ -264,7 +268,7 @@ impl Ingress {
             }
         });
         if !any {
-            f(None, Mode::Allow);
+            f(None, Mode::Unmatched);
         }
     }
 

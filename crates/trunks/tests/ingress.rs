@@ -96,7 +96,7 @@ inbound.allow = ["2001:db8::/32"]
     }
     assert_eq!(
         failures(&ing, ruri, "", "203.0.113.1"),
-        vec![(None, Mode::Allow)]
+        vec![(None, Mode::Unmatched)]
     );
 }
 
@@ -240,7 +240,7 @@ inbound.prefix = "77#"
         assert_eq!(identify(&ing, ruri, extra, src), None);
         let want = match mode {
             Some(m) => vec![(t, m)],
-            None => vec![(None, Mode::Allow)],
+            None => vec![(None, Mode::Unmatched)],
         };
         assert_eq!(
             failures(&ing, ruri, extra, src),
