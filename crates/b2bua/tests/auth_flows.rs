@@ -253,6 +253,11 @@ fn outbound_decoration_and_407_answered_with_opaque_and_no_qop() {
     );
     let ack = one(&out, CARRIER, "ACK of the 407", is_req("ACK"));
     assert_eq!(ack.cseq(), (1, "ACK".into()));
+    assert!(
+        ack.text.contains("X-Auth-Key: k\r\n"),
+        "the trunk header on every request: {}",
+        ack.text
+    );
     let retry = one(&out, CARRIER, "INVITE with credentials", is_req("INVITE")).clone();
     assert!(
         out.iter().all(|s| s.to != addr(PBX)),
@@ -295,10 +300,9 @@ fn outbound_decoration_and_407_answered_with_opaque_and_no_qop() {
         &answer(&retry, 200, "c2", "127.0.0.2:5080", &[], SDP),
     );
     one(&out, PBX, "200", is_code(200));
-    assert_eq!(
-        one(&out, CARRIER, "ACK", is_req("ACK")).cseq(),
-        (2, "ACK".into())
-    );
+    let ack = one(&out, CARRIER, "ACK", is_req("ACK"));
+    assert_eq!(ack.cseq(), (2, "ACK".into()));
+    assert!(ack.text.contains("X-Auth-Key: k\r\n"), "{}", ack.text);
     let _ = carrier;
 }
 
