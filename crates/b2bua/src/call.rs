@@ -502,6 +502,13 @@ impl Call {
         own: &[(HeaderKind, &[u8])],
     ) {
         let t1 = ctx.timers.t1;
+        // §12.1.1: a response that creates the dialog carries the request's Record-Route, so
+        // that the caller's proxies stay on the path (the ACK and BYE come through them).
+        let record_route: &[Box<[u8]>] = if id == self.a_invite {
+            &self.legs[Side::A.index()].routes
+        } else {
+            &[]
+        };
         let Some(s) = self.servers.iter_mut().find(|s| s.id == id) else {
             return;
         };
@@ -517,6 +524,9 @@ impl Call {
             &s.head,
             |w| {
                 if dialog_creating {
+                    for rr in record_route {
+                        w.header(HeaderKind::RecordRoute, rr);
+                    }
                     if let Some(l) = local {
                         w.header(HeaderKind::Contact, &l.contact);
                     }

@@ -716,3 +716,52 @@ fn update_in_early_dialog_with_a_codec_change() {
     assert_eq!(ok.cseq(), (11, "UPDATE".into()));
     assert_eq!(ok.body(), pcma);
 }
+
+#[test]
+fn record_route_of_the_caller_is_copied_into_the_answer() {
+    // The caller's proxy record-routed the INVITE: the 18x/2xx must carry it back (§12.1.1),
+    // and sbcd's own requests on that leg follow it as a Route.
+    let mut net = Net::new();
+    let invite = String::from_utf8(pbx_invite("call-rr", "12125551234"))
+        .unwrap()
+        .replacen(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nRecord-Route: <sip:127.0.0.1:5071;lr;ftag=x>, <sip:10.9.9.9;lr>\r\n",
+            1,
+        );
+    let out = net.send(PBX, invite.as_bytes());
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    assert_hidden(&inv, &["5071", "10.9.9.9"]);
+    let out = net.send(CARRIER, &answer(&inv, 180, "c", "127.0.0.2:5080", &[], ""));
+    let ringing = one(&out, PBX, "180", is_code(180));
+    let rr: Vec<String> = ringing.with(|m| {
+        m.values(HeaderKind::RecordRoute)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    });
+    assert_eq!(rr, ["<sip:127.0.0.1:5071;lr;ftag=x>", "<sip:10.9.9.9;lr>"]);
+    let out = net.send(CARRIER, &answer(&inv, 200, "c", "127.0.0.2:5080", &[], SDP));
+    let ok = one(&out, PBX, "200", is_code(200)).clone();
+    assert!(
+        ok.text
+            .contains("Record-Route: <sip:127.0.0.1:5071;lr;ftag=x>\r\n"),
+        "{}",
+        ok.text
+    );
+    // The carrier hangs up: the BYE to the caller goes through the recorded route.
+    let bye = in_dialog(
+        "BYE",
+        "sip:sbcd@127.0.0.1:5060",
+        CARRIER,
+        &inv,
+        2,
+        false,
+        "",
+    );
+    let out = net.send(CARRIER, &bye);
+    let a_bye = one(&out, PBX, "BYE", is_req("BYE"));
+    assert_eq!(
+        a_bye.header(HeaderKind::Route).as_deref(),
+        Some("<sip:127.0.0.1:5071;lr;ftag=x>")
+    );
+}
