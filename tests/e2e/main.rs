@@ -16,9 +16,11 @@
 
 mod checks;
 mod kamailio;
+mod kamailio_auth;
 mod sbcd;
 mod sip;
 mod sipp;
+mod trunk_modes;
 mod util;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

@@ -437,6 +437,21 @@ impl Sbcd {
         }
     }
 
+    /// Sends SIGTERM (by pid) and waits at most `limit` for sbcd to exit: `None` if it is still
+    /// running then (dropping the guard still stops it, with SIGKILL after its grace).
+    pub(crate) fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        util::wait_child(&mut self.child, limit)
+    }
+
     /// The tail of sbcd's log, for failure messages.
     pub(crate) fn log_tail(&self, lines: usize) -> String {
         util::tail(&read_lossy(&self.log), lines)
