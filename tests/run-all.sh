@@ -4,18 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the end-to-end tests drive (loopback only): sip-tester (SIPp) and kamailio
-# for tests/e2e; later issues add baresip, rtpengine-daemon, prometheus here.
+# Debian packages the end-to-end tests drive (loopback only): sip-tester (SIPp), kamailio and
+# baresip for tests/e2e; later issues add rtpengine-daemon, prometheus here.
+# baresip runs headless from its own config directory in the test directory (no sound device,
+# no UI), registered to sbcd as a PBX on 127.0.0.1 with a kernel-assigned port.
 # Installing kamailio may enable a system service on 5060 (its own /etc/kamailio config); the
 # tests neither use nor disturb it: they run their own Kamailio in the foreground with
 # tests/kamailio/proxy.cfg on 127.0.0.4 and kernel-assigned ports, like every other peer.
-packages=(sip-tester kamailio)
+# baresip-core is the headless baresip (the baresip package adds GTK, ffmpeg and GStreamer).
+packages=(sip-tester kamailio baresip-core)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust (rustup or Debian's cargo) first" >&2

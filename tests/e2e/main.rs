@@ -14,6 +14,7 @@
 //! A failing flow says which side did not complete, what it received, which protocol check
 //! failed, and prints sbcd's log.
 
+mod baresip;
 mod checks;
 mod kamailio;
 mod kamailio_auth;

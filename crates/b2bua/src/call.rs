@@ -869,9 +869,14 @@ impl Call {
                 c.get(start..)
             });
             match (&tc.outbound.domain, &tc.outbound.uri) {
-                // The registered Contact's host, port and parameters (transport=…, ob).
+                // The registered Contact's host and port (To; the R-URI is the Contact).
                 _ if contact_host.is_some() => {
-                    target.extend_from_slice(contact_host.unwrap_or_default());
+                    let hostport = contact_host.unwrap_or_default();
+                    let end = hostport
+                        .iter()
+                        .position(|&b| b == b';' || b == b'?')
+                        .unwrap_or(hostport.len());
+                    target.extend_from_slice(&hostport[..end]);
                 }
                 (Some(d), _) => target.extend_from_slice(d.to_string().as_bytes()),
                 (None, Some(u)) => {
@@ -890,6 +895,11 @@ impl Call {
             remote_uri.push(b'<');
             remote_uri.extend_from_slice(&target);
             remote_uri.push(b'>');
+            // A registered PBX is called at its Contact exactly as registered, the number in
+            // To (RFC 3261 §16.5 / §10: what a registrar's proxy does after its lookup).
+            if let Some(b) = &binding {
+                target = b.contact.to_vec();
+            }
             self.legs[Side::B.index()] = Leg {
                 call_id: call_id.into(),
                 local_tag: local_tag.into(),

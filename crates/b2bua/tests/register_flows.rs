@@ -276,14 +276,19 @@ fn a_pbx_registers_and_receives_calls_at_its_nat_address() {
         ok.text
     );
 
-    // Calls for the trunk go to the NAT mapping, with the Contact's host in the R-URI.
+    // Calls for the trunk go to the NAT mapping, to the Contact as registered, the number in
+    // To.
     let out = net.send("127.0.0.2:5080", &carrier_invite("call-n2"));
     let inv = one(&out, PBX_PUBLIC, "INVITE to the PBX", is_req("INVITE"));
     assert!(
         inv.text
-            .starts_with("INVITE sip:12125557777@192.168.1.10:5062;transport=udp SIP/2.0\r\n"),
+            .starts_with("INVITE sip:pbx1@192.168.1.10:5062;transport=udp SIP/2.0\r\n"),
         "{}",
         inv.text
+    );
+    assert_eq!(
+        inv.header(HeaderKind::To).as_deref(),
+        Some("<sip:12125557777@192.168.1.10:5062>")
     );
 
     // A wrong password: 403, no binding change.
