@@ -478,8 +478,8 @@ fn baresip_answers_a_carrier_call() {
         Some(w) => {
             // The Contact baresip registered (`sip:pbx1-0x…@host:port;…`), the number in To.
             let ruri = w.msg.request_uri().unwrap_or_default();
-            let registered = ruri.starts_with(&format!("sip:{USERNAME}-0x"))
-                && ruri.contains(&format!("@{me}"));
+            let registered =
+                ruri.starts_with(&format!("sip:{USERNAME}-0x")) && ruri.contains(&format!("@{me}"));
             if !registered {
                 problems.push(format!(
                     "the INVITE to baresip has Request-URI {ruri:?}, expected its registered \
@@ -488,7 +488,9 @@ fn baresip_answers_a_carrier_call() {
             }
             let to = w.msg.header("To").unwrap_or_default();
             if !to.contains(&format!("sip:{CALLED}@")) {
-                problems.push(format!("the INVITE to baresip has To {to:?}, without {CALLED}"));
+                problems.push(format!(
+                    "the INVITE to baresip has To {to:?}, without {CALLED}"
+                ));
             }
             if w.from != sbcd_addr {
                 problems.push(format!(
