@@ -106,6 +106,83 @@ impl Entry {
     }
 }
 
+/// The trunks under one index key, those with a tech prefix indexed again by it: 250 trunks
+/// sharing a network, told apart by prefix, cost a few hash lookups, not 250 checks.
+#[derive(Debug, Default)]
+struct Bucket {
+    /// Trunks without a prefix.
+    plain: Vec<u32>,
+    /// Trunks by their prefix (as configured: unescaped).
+    by_prefix: HashMap<Box<[u8]>, Vec<u32>>,
+    /// The distinct prefix lengths, longest first.
+    prefix_lens: Vec<usize>,
+}
+
+impl Bucket {
+    fn push(&mut self, n: u32, prefix: Option<&[u8]>) {
+        match prefix {
+            None => {
+                if self.plain.last() != Some(&n) {
+                    self.plain.push(n);
+                }
+            }
+            Some(p) => {
+                let list = self.by_prefix.entry(p.into()).or_default();
+                if list.last() != Some(&n) {
+                    list.push(n);
+                }
+                if !self.prefix_lens.contains(&p.len()) {
+                    self.prefix_lens.push(p.len());
+                    self.prefix_lens.sort_unstable_by(|a, b| b.cmp(a));
+                }
+            }
+        }
+    }
+
+    fn each(&self, user: Option<&[u8]>, all: bool, f: &mut impl FnMut(u32)) {
+        self.plain.iter().copied().for_each(&mut *f);
+        if all {
+            self.by_prefix.values().flatten().copied().for_each(f);
+            return;
+        }
+        let Some(user) = user else { return };
+        // The number's first characters, %XX decoded, as long as the longest prefix.
+        let mut buf = [0u8; 64];
+        let mut len = 0;
+        let mut i = 0;
+        let want = self
+            .prefix_lens
+            .first()
+            .copied()
+            .unwrap_or(0)
+            .min(buf.len());
+        while len < want {
+            let (b, used) = match user.get(i..) {
+                Some([b'%', h, l, ..]) => {
+                    match ((*h as char).to_digit(16), (*l as char).to_digit(16)) {
+                        (Some(h), Some(l)) => ((h << 4 | l) as u8, 3),
+                        _ => (b'%', 1),
+                    }
+                }
+                Some([c, ..]) => (*c, 1),
+                _ => break,
+            };
+            buf[len] = b;
+            len += 1;
+            i += used;
+        }
+        for &l in &self.prefix_lens {
+            if let Some(list) = buf
+                .get(..l)
+                .filter(|_| l <= len)
+                .and_then(|p| self.by_prefix.get(p))
+            {
+                list.iter().copied().for_each(&mut *f);
+            }
+        }
+    }
+}
+
 /// A key of the network index: family, prefix length, masked address.
 type NetKey = (bool, u8, u128);
 
@@ -115,11 +192,11 @@ pub struct Ingress {
     entries: Vec<Entry>,
     /// `(is_v6, prefix_len)` pairs present in `by_net`, longest first.
     net_shapes: Vec<(bool, u8)>,
-    by_net: HashMap<NetKey, Vec<u32>>,
+    by_net: HashMap<NetKey, Bucket>,
     /// Trunks with no allowlist but a hash domain, by lowercase domain.
-    by_domain: HashMap<Box<[u8]>, Vec<u32>>,
+    by_domain: HashMap<Box<[u8]>, Bucket>,
     /// Trunks with neither: checked for every request.
-    rest: Vec<u32>,
+    rest: Bucket,
     /// Register-on-behalf trunks by the user part of the Contact sbcd registers.
     by_contact_user: HashMap<Box<[u8]>, TrunkId>,
 }
@@ -184,17 +261,15 @@ impl Ingress {
                         .collect()
                 }),
             });
+            let prefix = inb.prefix.as_deref().map(str::as_bytes);
             if !inb.allow.is_empty() {
                 for net in &inb.allow {
                     let (v6, addr) = bits(net.addr());
                     let len = net.prefix_len();
-                    let list = ing
-                        .by_net
+                    ing.by_net
                         .entry((v6, len, masked(v6, addr, len)))
-                        .or_default();
-                    if list.last() != Some(&n) {
-                        list.push(n);
-                    }
+                        .or_default()
+                        .push(n, prefix);
                     if !ing.net_shapes.contains(&(v6, len)) {
                         ing.net_shapes.push((v6, len));
                     }
@@ -203,9 +278,9 @@ impl Ingress {
                 ing.by_domain
                     .entry(d.to_ascii_lowercase().into_bytes().into())
                     .or_default()
-                    .push(n);
+                    .push(n, prefix);
             } else {
-                ing.rest.push(n);
+                ing.rest.push(n, prefix);
             }
         }
         ing.net_shapes.sort_by_key(|s| std::cmp::Reverse(s.1));
@@ -227,7 +302,7 @@ impl Ingress {
         // Rank: recognised by something the request carries, then the longest prefix, then
         // file order (the lowest index).
         let mut best: Option<(bool, usize, u32)> = None;
-        self.candidates(req, |n| {
+        self.candidates(req, false, |n| {
             let e = &self.entries[n as usize];
             if let Ok(plen) = check(e, req, creds) {
                 let concrete = e.has_concrete_check() || (e.realm.is_some() && creds.is_some());
@@ -260,7 +335,7 @@ impl Ingress {
     pub fn failures(&self, req: &Request<'_, '_, '_>, mut f: impl FnMut(Option<TrunkId>, Mode)) {
         let creds = credentials_of(req.msg);
         let mut any = false;
-        self.candidates(req, |n| {
+        self.candidates(req, true, |n| {
             let e = &self.entries[n as usize];
             if let Err(mode) = check(e, req, creds) {
                 any = true;
@@ -274,14 +349,17 @@ impl Ingress {
 
     /// Calls `f` with every trunk the indexes name for `req` (a trunk at most once per
     /// index; the same trunk from two networks of its allowlist is checked twice, harmlessly).
-    fn candidates(&self, req: &Request<'_, '_, '_>, mut f: impl FnMut(u32)) {
+    /// Trunks with a tech prefix are named only when the called number starts with it,
+    /// unless `all` (the failure report wants every trunk on the request's network).
+    fn candidates(&self, req: &Request<'_, '_, '_>, all: bool, mut f: impl FnMut(u32)) {
         let (v6, addr) = bits(req.source);
+        let user = req.ruri_user;
         for &(shape_v6, len) in &self.net_shapes {
             if shape_v6 != v6 {
                 continue;
             }
-            if let Some(list) = self.by_net.get(&(v6, len, masked(v6, addr, len))) {
-                list.iter().copied().for_each(&mut f);
+            if let Some(b) = self.by_net.get(&(v6, len, masked(v6, addr, len))) {
+                b.each(user, all, &mut f);
             }
         }
         if !self.by_domain.is_empty() {
@@ -290,13 +368,13 @@ impl Ingress {
                 if let Some(lower) = buf.get_mut(..host.len()) {
                     lower.copy_from_slice(host);
                     lower.make_ascii_lowercase();
-                    if let Some(list) = self.by_domain.get(&*lower) {
-                        list.iter().copied().for_each(&mut f);
+                    if let Some(b) = self.by_domain.get(&*lower) {
+                        b.each(user, all, &mut f);
                     }
                 }
             }
         }
-        self.rest.iter().copied().for_each(f);
+        self.rest.each(user, all, &mut f);
     }
 
     /// The trunk whose registrar sends calls to the Contact user `user`.

@@ -21,7 +21,8 @@ pub const NONCE_LEN: usize = 16 + 16 + 32;
 /// Issues and checks nonces for one secret key.
 #[derive(Clone)]
 pub struct Nonces {
-    key: [u8; 32],
+    /// HMAC keyed once: each nonce clones it instead of hashing the key pads again.
+    mac: Hmac<Sha256>,
     lifetime_secs: u64,
 }
 
@@ -58,13 +59,13 @@ impl Nonces {
     /// `key`: a random secret (the daemon draws it at start; nonces then last until restart).
     #[must_use]
     pub fn new(key: [u8; 32], lifetime_secs: u64) -> Self {
-        Self { key, lifetime_secs }
+        // HMAC accepts keys of any length: new_from_slice cannot fail here.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
+        Self { mac, lifetime_secs }
     }
 
     fn mac(&self, t_hex: &[u8], realm: &[u8]) -> [u8; 32] {
-        // HMAC accepts keys of any length: new_from_slice cannot fail here.
-        let mut m =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut m = self.mac.clone();
         m.update(t_hex);
         m.update(b":");
         m.update(realm);

@@ -61,6 +61,20 @@ fn parse_nc(nc: &[u8]) -> Option<u32> {
     u32::from_str_radix(std::str::from_utf8(nc).ok()?, 16).ok()
 }
 
+/// The credentials' parameters that verification reads.
+#[derive(Default)]
+struct Params<'a> {
+    username: Option<&'a [u8]>,
+    realm: Option<&'a [u8]>,
+    nonce: Option<&'a [u8]>,
+    uri: Option<&'a [u8]>,
+    response: Option<&'a [u8]>,
+    algorithm: Option<&'a [u8]>,
+    qop: Option<&'a [u8]>,
+    nc: Option<&'a [u8]>,
+    cnonce: Option<&'a [u8]>,
+}
+
 /// Checks one `Authorization` / `Proxy-Authorization` value. `password_of` finds a user's
 /// password (`None`: no such user).
 pub fn verify<'a>(
@@ -74,19 +88,33 @@ pub fn verify<'a>(
     if !creds.is_digest() {
         return refused("not Digest credentials");
     }
-    let (Some(username), Some(realm), Some(nonce), Some(uri), Some(resp)) = (
-        creds.param(b"username"),
-        creds.param(b"realm"),
-        creds.param(b"nonce"),
-        creds.param(b"uri"),
-        creds.param(b"response"),
-    ) else {
+    // One pass over the parameters (a lookup per name would scan the value ten times).
+    let mut p = Params::default();
+    for (name, value) in creds.params.iter() {
+        let slot = match name.len() {
+            2 if name.eq_ignore_ascii_case(b"nc") => &mut p.nc,
+            3 if name.eq_ignore_ascii_case(b"uri") => &mut p.uri,
+            3 if name.eq_ignore_ascii_case(b"qop") => &mut p.qop,
+            5 if name.eq_ignore_ascii_case(b"realm") => &mut p.realm,
+            5 if name.eq_ignore_ascii_case(b"nonce") => &mut p.nonce,
+            6 if name.eq_ignore_ascii_case(b"cnonce") => &mut p.cnonce,
+            8 if name.eq_ignore_ascii_case(b"username") => &mut p.username,
+            8 if name.eq_ignore_ascii_case(b"response") => &mut p.response,
+            9 if name.eq_ignore_ascii_case(b"algorithm") => &mut p.algorithm,
+            _ => continue,
+        };
+        // The first occurrence counts, as with a lookup.
+        slot.get_or_insert(value);
+    }
+    let (Some(username), Some(realm), Some(nonce), Some(uri), Some(resp)) =
+        (p.username, p.realm, p.nonce, p.uri, p.response)
+    else {
         return refused("username, realm, nonce, uri or response missing");
     };
     if realm != check.realm {
         return refused("another realm");
     }
-    let algorithm = match creds.param(b"algorithm") {
+    let algorithm = match p.algorithm {
         None => Algorithm::Md5,
         Some(a) => match Algorithm::from_token(a) {
             Some(a) => a,
@@ -100,11 +128,7 @@ pub fn verify<'a>(
     if !uri_ok {
         return refused("digest uri does not match the Request-URI");
     }
-    let qop = match (
-        creds.param(b"qop"),
-        creds.param(b"nc"),
-        creds.param(b"cnonce"),
-    ) {
+    let qop = match (p.qop, p.nc, p.cnonce) {
         (Some(q), Some(nc), Some(cnonce)) if q.eq_ignore_ascii_case(b"auth") => {
             Some(Qop { qop: q, nc, cnonce })
         }
