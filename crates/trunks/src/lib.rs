@@ -56,7 +56,7 @@ impl Shared {
             secret,
             epoch,
             nonces: nonce::Nonces::new(nonce_key, NONCE_LIFETIME_SECS),
-            counts: nonce::NonceCounts::default(),
+            counts: nonce::NonceCounts::with_capacity(4096),
             bindings: registrar::Bindings::default(),
             down: dashmap::DashMap::new(),
         }

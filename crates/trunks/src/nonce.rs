@@ -129,6 +129,14 @@ impl NonceCounts {
     /// nonce is then refused as a replay only until it goes stale).
     pub const MAX: usize = 100_000;
 
+    /// Room for `n` nonces before the map grows (the daemon's map lives long and is warm).
+    #[must_use]
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            seen: DashMap::with_capacity(n),
+        }
+    }
+
     /// Accepts `nc` for `nonce` (already checked Fresh) if it is higher than any seen before.
     pub fn accept(&self, nonce: &[u8; NONCE_LEN], nc: u32, now_secs: u64) -> bool {
         if self.seen.len() >= Self::MAX {

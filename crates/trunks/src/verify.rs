@@ -48,10 +48,39 @@ pub struct Check<'c> {
 }
 
 fn same_host(a: &[u8], b: &[u8]) -> bool {
-    match (Uri::parse(a), Uri::parse(b)) {
-        (Ok(Uri::Sip(x)), Ok(Uri::Sip(y))) => x.host_raw.eq_ignore_ascii_case(y.host_raw),
-        _ => a == b,
+    match (sip_host(a), sip_host(b)) {
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+        _ => match (Uri::parse(a), Uri::parse(b)) {
+            (Ok(Uri::Sip(x)), Ok(Uri::Sip(y))) => x.host_raw.eq_ignore_ascii_case(y.host_raw),
+            _ => a == b,
+        },
     }
+}
+
+/// The host of a plain `sip:`/`sips:` URI without a full parse: after the userinfo, before
+/// the port, parameters or headers. None for anything unusual (escapes, IPv6 brackets), which
+/// the full parser then handles.
+fn sip_host(uri: &[u8]) -> Option<&[u8]> {
+    let rest = uri
+        .strip_prefix(b"sip:")
+        .or_else(|| uri.strip_prefix(b"sips:"))?;
+    if rest.iter().any(|&c| c == b'%' || c == b'[') {
+        return None;
+    }
+    let end = rest
+        .iter()
+        .position(|&c| c == b';' || c == b'?')
+        .unwrap_or(rest.len());
+    let hostport = &rest[..end];
+    let hostport = match hostport.iter().rposition(|&c| c == b'@') {
+        Some(at) => &hostport[at + 1..],
+        None => hostport,
+    };
+    let host = match hostport.iter().position(|&c| c == b':') {
+        Some(colon) => &hostport[..colon],
+        None => hostport,
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 fn parse_nc(nc: &[u8]) -> Option<u32> {
@@ -170,4 +199,36 @@ pub fn verify<'a>(
         }
     }
     Verdict::Accepted { username }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_host_ignores_user_port_and_params() {
+        assert!(same_host(
+            b"sip:127.0.0.1:5060",
+            b"sip:12125551234@127.0.0.1;user=phone"
+        ));
+        assert!(same_host(
+            b"sips:SBC.test",
+            b"sips:pbx1@sbc.test:5061;transport=tls"
+        ));
+        assert!(
+            same_host(b"sip:[::1]:5060", b"sip:1@[::1]"),
+            "IPv6 via the full parser"
+        );
+        assert!(
+            same_host(b"sip:a%40b@h.test", b"sip:h.test"),
+            "escapes via the full parser"
+        );
+        assert!(!same_host(b"sip:127.0.0.1", b"sip:127.0.0.2"));
+        assert!(!same_host(b"sip:evil.test", b"sip:user@sbc.test"));
+        assert!(!same_host(b"tel:+1212", b"sip:sbc.test"));
+        assert_eq!(
+            sip_host(b"sip:u:p@h.test:5060;lr?x=y"),
+            Some(&b"h.test"[..])
+        );
+    }
 }
