@@ -6,11 +6,11 @@
 //! Each shard runs the registrations of the trunks whose index modulo the number of shards is
 //! its own. A registration's responses find it like a call's do: the branch carries a token
 //! whose slot is [`REG_SLOT`] (never a call's) and whose generation is the registration's
-//! index + 1. Starts are spread [`STAGGER`] apart, so that thousands of trunks neither
-//! register nor (since refreshes keep their spacing) refresh in a burst.
+//! index + 1. Starts are spread [`STAGGER`] apart across shards, so that thousands of trunks
+//! neither register nor (since refreshes keep their spacing) refresh in a burst.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,8 +36,10 @@ pub(crate) const KEEPALIVE_SLOT: u32 = (ids::MAX_SLOTS - 3) as u32;
 /// Time between two keep-alives to a registered PBX's contact.
 pub(crate) const KEEPALIVE: Duration = Duration::from_secs(30);
 
-/// Time between two registrations' first REGISTERs on one shard.
-pub(crate) const STAGGER: Duration = Duration::from_millis(25);
+/// Time between two registrations' first REGISTERs across all shards: 80 per second however
+/// many cores (shard `s` of `n` takes the slots `s`, `s + n`, `s + 2n`, …), so 10,000 trunks
+/// start within 125 s and, refreshing at equal intervals, never send 1% of them in a second.
+pub(crate) const STAGGER: Duration = Duration::from_micros(12_500);
 
 pub(crate) type Wakeups = BinaryHeap<Reverse<(Instant, usize, u32)>>;
 
@@ -181,19 +183,18 @@ impl Agents {
         wakeups: &mut Wakeups,
     ) {
         self.dirty = false;
-        let mut wanted: Vec<(Params, Key)> = Vec::new();
+        // Linear in the number of trunks: 10,000 of them are reconciled in milliseconds, so the
+        // staggered start times below are still ahead when the loop ends.
+        let mut wanted: Vec<Option<(Params, Key)>> = Vec::new();
         if !draining {
-            for (i, t) in routing.config.trunks.iter().enumerate() {
+            for (id, t) in routing.config.trunk_ids() {
                 if t.outbound.register.is_none()
-                    || i % usize::from(shards.max(1)) != usize::from(ctx.shard)
+                    || id.index() % usize::from(shards.max(1)) != usize::from(ctx.shard)
                 {
                     continue;
                 }
-                let Some((id, _)) = routing.config.trunk_by_name(&t.name) else {
-                    continue;
-                };
                 match params(routing, ctx, id) {
-                    Some(pk) => wanted.push(pk),
+                    Some(pk) => wanted.push(Some(pk)),
                     None => tracing::warn!(
                         trunk = %t.name,
                         "cannot register: registrar not resolved, or no listener for its transport and address family"
@@ -201,36 +202,39 @@ impl Agents {
                 }
             }
         }
+        let by_name: HashMap<String, usize> = wanted
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_ref().map(|(p, _)| (p.trunk.clone(), i)))
+            .collect();
         for i in 0..self.regs.len() {
             let Some(e) = &mut self.regs[i] else { continue };
-            let keep = !e.retiring
-                && wanted
-                    .iter()
-                    .any(|(p, k)| *k == e.key && p.trunk == e.reg.params().trunk);
-            if !keep && !e.retiring {
-                e.retiring = true;
-                e.reg.unregister(now);
-                self.flush(i, now, ctx, wakeups);
-            }
-        }
-        let mut k = 0u32;
-        for (p, key) in wanted {
-            let running = self
-                .regs
-                .iter()
-                .flatten()
-                .any(|e| !e.retiring && e.key == key && e.reg.params().trunk == p.trunk);
-            if running {
+            if e.retiring {
                 continue;
             }
+            let same = by_name
+                .get(&e.reg.params().trunk)
+                .and_then(|&w| wanted[w].as_ref().map(|(_, k)| (w, *k == e.key)));
+            match same {
+                // Running with the same parameters: nothing to start.
+                Some((w, true)) => wanted[w] = None,
+                _ => {
+                    e.retiring = true;
+                    e.reg.unregister(now);
+                    self.flush(i, now, ctx, wakeups);
+                }
+            }
+        }
+        let shard = u32::from(ctx.shard);
+        let n = u32::from(shards.max(1));
+        for (k, (p, key)) in (0u32..).zip(wanted.into_iter().flatten()) {
             let index = self.regs.len();
             let t = token(ctx.shard, index);
             let mut call_id = Vec::with_capacity(40);
             ids::write_call_id(&mut call_id, t, ctx.rng.next_u64());
             let mut tag = Vec::with_capacity(32);
             ids::write_tag(&mut tag, t, Side::B, ctx.rng.next_u32());
-            let start = now + STAGGER * k;
-            k += 1;
+            let start = now + STAGGER * (k * n + shard);
             self.regs.push(Some(Entry {
                 key,
                 reg: Registration::new(p, start, call_id, tag),
@@ -258,14 +262,11 @@ impl Agents {
         wakeups: &mut Wakeups,
     ) {
         let mut wanted = Vec::new();
-        for (i, t) in routing.config.trunks.iter().enumerate() {
-            if draining || i % usize::from(shards.max(1)) != usize::from(ctx.shard) {
+        for (id, t) in routing.config.trunk_ids() {
+            if draining || id.index() % usize::from(shards.max(1)) != usize::from(ctx.shard) {
                 continue;
             }
             let (Some(interval), Some(uri)) = (t.outbound.options_ping, &t.outbound.uri) else {
-                continue;
-            };
-            let Some((id, _)) = routing.config.trunk_by_name(&t.name) else {
                 continue;
             };
             let Some((dest, transport)) = routing.target(id) else {

@@ -40,6 +40,11 @@ impl Config {
         &self.trunks[id.0]
     }
 
+    /// Every trunk with its id, in file order.
+    pub fn trunk_ids(&self) -> impl Iterator<Item = (TrunkId, &TrunkConfig)> {
+        self.trunks.iter().enumerate().map(|(i, t)| (TrunkId(i), t))
+    }
+
     /// The trunk called `name`, with its id.
     #[must_use]
     pub fn trunk_by_name(&self, name: &str) -> Option<(TrunkId, &TrunkConfig)> {

@@ -224,13 +224,7 @@ impl Ingress {
     /// part of the Contact sbcd registers for a register-on-behalf trunk (None for others).
     pub fn new(config: &Config, mut contact_user: impl FnMut(TrunkId) -> Option<Vec<u8>>) -> Self {
         let mut ing = Self::default();
-        for (i, t) in config.trunks.iter().enumerate() {
-            let Some((id, _)) = config
-                .trunk_by_name(&t.name)
-                .filter(|(id, _)| id.index() == i)
-            else {
-                continue;
-            };
+        for (id, t) in config.trunk_ids() {
             if t.outbound.register.is_some() {
                 if let Some(user) = contact_user(id) {
                     ing.by_contact_user.insert(user.into(), id);
