@@ -12,8 +12,8 @@ benches/registrations.sh: sbcd registers N trunks on their behalf and keeps them
 
 The target (the issue's wording): 10,000 registered trunks kept fresh against a SIPp registrar
 with refreshes spread out, no burst of more than 1% of them in one second.
-sbcd's stagger is a fixed 25 ms per shard (40 REGISTER/s per shard whatever N is), so the 1% target
-is only reachable when N >= shards x 4,000 (N=10000 at 2 shards: 80/s = 0.8%); small trial runs
+sbcd's stagger is a fixed 12.5 ms across all shards (80 REGISTER/s whatever N and the core count),
+so the 1% target is only reachable when N >= 8,000 (N=10000: 80/s = 0.8%); small trial runs
 (N=1000) miss it by construction and are for debugging only.
 
 1. Generates an sbcd config into the run directory: N trunks t1..tN, each
@@ -28,8 +28,8 @@ is only reachable when N >= shards x 4,000 (N=10000 at 2 shards: 80/s = 0.8%); s
    -trace_stat -fd 1 (one stat row a second), -trace_shortmsg (one line per message, with a
    microsecond timestamp and the Call-ID: the per-second counts come from it), -trace_counts,
    -trace_err, bounded by -timeout DURATION+180.
-3. Starts sbcd and lets it run DURATION seconds. sbcd staggers first REGISTERs 25 ms apart per
-   shard (shards = cores), then refreshes each binding at 55% of the granted expiry (165 s of 300).
+3. Starts sbcd and lets it run DURATION seconds. sbcd staggers first REGISTERs 12.5 ms apart
+   across its shards, then refreshes each binding at 55% of the granted expiry (165 s of 300).
    Every STATUS_EVERY seconds: GET /status (how many registrations are "up", states, failures);
    every second: sbcd's and SIPp's CPU (/proc/PID/stat utime+stime) and VmRSS, UDP socket drops.
 4. SIGTERM to sbcd: it un-REGISTERs every trunk (a burst by design), counted separately; the second

@@ -393,7 +393,7 @@ def main():
     steady = bins[steady_from:] if steady_from is not None else []
     times_run = sorted(r["rel"] for r in run_regs)
     slide, slide_at = sliding_max(times_run) if times_run else (0, None)
-    # Clumps: at an even 25 ms stagger per shard, a 100 ms window holds about 4 per shard.
+    # Clumps: at an even 12.5 ms stagger across shards, a 100 ms window holds about 8.
     slide100, slide100_at = sliding_max(times_run, 0.1) if times_run else (0, None)
     shut_times = sorted(r["rel"] for r in shut)
     shut_slide, _ = sliding_max(shut_times) if shut_times else (0, None)
