@@ -636,3 +636,98 @@ fn tech_prefix_and_auth_header_from_the_carrier() {
     );
     assert_hidden(inv, &["X-Trunk-Key", "s3cret", "91919"]);
 }
+
+const REINVITE_CONFIG: &str = r#"
+[sip]
+listen = ["udp:127.0.0.1:5060"]
+[media]
+listen = "127.0.0.1"
+port_min = 20000
+port_max = 20099
+[admin]
+listen = "127.0.0.1:9060"
+[[trunk]]
+name = "pbx"
+inbound.allow = ["127.0.0.1/32"]
+outbound.uri = "sip:127.0.0.1:5070"
+[[trunk]]
+name = "carrier"
+inbound.allow = ["127.0.0.2/32"]
+outbound.uri = "sip:127.0.0.2:5080"
+outbound.auth = { username = "sbc", password = "pw", realm = "override.test", digest_uri = "to" }
+[[route]]
+from = "pbx"
+to = ["carrier"]
+"#;
+
+#[test]
+fn re_invite_and_update_challenges_answered_with_to_uri_and_realm_override() {
+    let mut net = Net::with_config(REINVITE_CONFIG);
+    let out = net.send(PBX, &pbx_invite("call-ri", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    let out = net.send(
+        CARRIER,
+        &answer(&inv, 200, "c1", "127.0.0.2:5080", &[], SDP),
+    );
+    let ok = one(&out, PBX, "200", is_code(200)).clone();
+    net.send(
+        PBX,
+        &in_dialog("ACK", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 10, true, ""),
+    );
+    for (method, seq) in [("INVITE", 11), ("UPDATE", 12)] {
+        // The PBX changes the session; the carrier challenges sbcd's relayed request.
+        let req = in_dialog(method, "sip:sbcd@127.0.0.1:5060", PBX, &ok, seq, true, SDP);
+        let out = net.send(PBX, &req);
+        let relayed = out
+            .iter()
+            .find(|s| s.to == addr(CARRIER) && s.method().as_deref() == Some(method))
+            .unwrap_or_else(|| panic!("{method} relayed: {out:#?}"))
+            .clone();
+        let ch = r#"Digest realm="carrier.test", nonce="n-ri", qop="auth""#;
+        let out = net.send(
+            CARRIER,
+            &answer(
+                &relayed,
+                407,
+                "c1",
+                "127.0.0.2:5080",
+                &[("Proxy-Authenticate", ch)],
+                "",
+            ),
+        );
+        let retry = one(&out, CARRIER, "re-sent with credentials", is_req(method)).clone();
+        assert!(
+            out.iter().all(|s| s.to != addr(PBX)),
+            "the 407 stays at sbcd"
+        );
+        assert_eq!(retry.cseq().0, relayed.cseq().0 + 1, "CSeq + 1");
+        assert_eq!(
+            retry.header(HeaderKind::CallId),
+            relayed.header(HeaderKind::CallId)
+        );
+        assert_eq!(retry.body(), SDP, "the offer goes again");
+        let creds = retry.header(HeaderKind::ProxyAuthorization).unwrap();
+        assert!(
+            creds.contains(r#"realm="override.test""#),
+            "realm override: {creds}"
+        );
+        // digest_uri = "to": the To URI, not the Request-URI (the carrier's Contact).
+        let to_uri = "sip:12125551234@127.0.0.2:5080";
+        assert!(creds.contains(&format!(r#"uri="{to_uri}""#)), "{creds}");
+        assert!(retry
+            .text
+            .starts_with(&format!("{method} sip:ua@127.0.0.2:5080 SIP/2.0")));
+        let out = net.send(
+            CARRIER,
+            &answer(&retry, 200, "c1", "127.0.0.2:5080", &[], SDP),
+        );
+        let fin = one(&out, PBX, "200 for the PBX", is_code(200));
+        assert_eq!(fin.cseq(), (seq, method.to_owned()));
+        if method == "INVITE" {
+            net.send(
+                PBX,
+                &in_dialog("ACK", "sip:sbcd@127.0.0.1:5060", PBX, &ok, seq, true, ""),
+            );
+        }
+    }
+}
