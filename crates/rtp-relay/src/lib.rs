@@ -9,6 +9,7 @@
 //!   bytes (RFC 3550 §5.1, RFC 5761 §4, RFC 7983).
 //! - [`latch`]: where to send a leg's media: the address in its SDP until the first packets
 //!   from an acceptable source decide (symmetric RTP), never to a source that policy refuses.
+//! - [`session`]: one relayed component between the two legs: where a packet goes.
 //! - [`stats`]: packet and byte counters per direction.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,4 +17,5 @@
 pub mod latch;
 pub mod packet;
 pub mod ports;
+pub mod session;
 pub mod stats;

@@ -277,3 +277,60 @@ fn counters_follow_the_verdicts() {
     sum.add(&d);
     assert_eq!(sum.packets, 6);
 }
+
+#[test]
+fn a_component_relays_between_the_legs_and_counts() {
+    use rtp_relay::session::{Component, Endpoint, Leg};
+    let t0 = Instant::now();
+    let strict = LatchPolicy::Strict;
+    let mut c = Component::new(
+        t0,
+        Endpoint {
+            expected: Some(a("192.0.2.1:4000")),
+            policy: strict,
+        },
+        Endpoint {
+            expected: None,
+            policy: strict,
+        },
+    );
+    let pkt = rtp_packet(0, 1, 7, &[0x55; 160]);
+    // B has sent no SDP yet (delayed offer): nowhere to go, counted.
+    assert_eq!(c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &pkt), None);
+    assert_eq!(c.received_from(Leg::A).no_destination, 1);
+    c.set_expected(t0, Leg::B, Some(a("198.51.100.2:6000")));
+    assert_eq!(
+        c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &pkt),
+        Some(a("198.51.100.2:6000"))
+    );
+    // B's first packet comes from another port of its IP: B is latched there, and A's packets
+    // follow.
+    let back = rtp_packet(8, 1, 9, &[0x11; 160]);
+    assert_eq!(
+        c.on_packet(t0, Leg::B, a("198.51.100.2:6002"), &back),
+        Some(a("192.0.2.1:4000"))
+    );
+    assert_eq!(
+        c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &pkt),
+        Some(a("198.51.100.2:6002"))
+    );
+    // STUN, garbage and strangers are dropped.
+    assert_eq!(
+        c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &[0, 1, 0, 0]),
+        None
+    );
+    assert_eq!(c.on_packet(t0, Leg::A, a("203.0.113.5:4000"), &pkt), None);
+    let rx = c.received_from(Leg::A);
+    assert_eq!(
+        (
+            rx.packets,
+            rx.bytes,
+            rx.invalid,
+            rx.foreign,
+            rx.no_destination
+        ),
+        (2, 344, 1, 1, 1)
+    );
+    assert_eq!(c.received_from(Leg::B).packets, 1);
+    assert_eq!(c.last_from(Leg::B), Some(t0));
+}
