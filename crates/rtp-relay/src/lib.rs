@@ -11,9 +11,16 @@
 //!   from an acceptable source decide (symmetric RTP), never to a source that policy refuses.
 //! - [`session`]: one relayed component between the two legs: where a packet goes.
 //! - [`stats`]: packet and byte counters per direction.
-#![forbid(unsafe_code)]
+//!
+//! The data plane, `fwd` (feature `io`), runs the forwarding threads: batched receive and
+//! send, a per-port table read without locks, control updates over bounded channels.
+// Only the data plane (`fwd`, feature `io`) calls the kernel directly (recvmmsg, sendmmsg,
+// epoll), with a SAFETY comment on each block; everything else is safe code.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "io")]
+pub mod fwd;
 pub mod latch;
 pub mod packet;
 pub mod ports;

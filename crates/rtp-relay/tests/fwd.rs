@@ -1,0 +1,181 @@
+//! The forwarding threads on loopback: RTP both ways with the payload unchanged, latching,
+//! foreign sources, idle reports, final counters.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use rtp_relay::fwd::{Command, Event, Relay, RelayConfig};
+use rtp_relay::latch::LatchPolicy;
+use rtp_relay::session::{Endpoint, Leg};
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A 16-port range, varied by process and test, with the relay on it.
+fn relay(seed: u16) -> (Relay, u16) {
+    let base = 41000 + ((std::process::id() as u16 % 500) * 40 + seed * 20) % 18000;
+    let base = base & !1;
+    let relay = Relay::start(&RelayConfig {
+        listen: LO,
+        port_min: base,
+        port_max: base + 15,
+        workers: 1,
+    })
+    .expect("bind the media range");
+    (relay, base)
+}
+
+fn endpoint() -> UdpSocket {
+    let s = UdpSocket::bind((LO, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s
+}
+
+fn rtp(seq: u16, ssrc: u32, fill: u8) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p.extend(std::iter::repeat_n(fill, 160));
+    p
+}
+
+fn strict(a: SocketAddr) -> Endpoint {
+    Endpoint {
+        expected: Some(a),
+        policy: LatchPolicy::Strict,
+    }
+}
+
+#[test]
+fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
+    let (relay, base) = relay(0);
+    let (pa, pb) = (base, base + 2);
+    let (a, b) = (endpoint(), endpoint());
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    relay
+        .send(
+            Command::Open {
+                id: 1,
+                ports: [pa, pb],
+                a: strict(a_addr),
+                b: strict(b_addr),
+                idle: None,
+            },
+            pa,
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut buf = [0u8; 2048];
+    for seq in 0..200u16 {
+        let p = rtp(seq, 0xa, seq as u8);
+        a.send_to(&p, (LO, pa)).unwrap();
+        let (n, from) = b.recv_from(&mut buf).expect("B gets A's packet");
+        assert_eq!(&buf[..n], &p[..], "payload unchanged");
+        assert_eq!(from, SocketAddr::new(LO, pb), "from sbcd's B-facing port");
+        let q = rtp(seq, 0xb, !(seq as u8));
+        b.send_to(&q, (LO, pb)).unwrap();
+        let (n, from) = a.recv_from(&mut buf).expect("A gets B's packet");
+        assert_eq!(&buf[..n], &q[..]);
+        assert_eq!(from, SocketAddr::new(LO, pa));
+    }
+    // A stranger (another port, strict policy: same IP is admitted only before latching; A
+    // is latched) is dropped: B gets nothing from it.
+    let stranger = endpoint();
+    stranger.send_to(&rtp(1, 0xc, 1), (LO, pa)).unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        b.recv_from(&mut buf).is_err(),
+        "the stranger's packet was forwarded"
+    );
+    relay.send(Command::Close { id: 1 }, pa).unwrap();
+    let ev = relay.wait_event(Duration::from_secs(2)).expect("closed");
+    let Event::Closed { id, from } = ev else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(id, 1);
+    assert_eq!((from[0].packets, from[0].foreign), (200, 1));
+    assert_eq!(from[1].packets, 200);
+    assert_eq!(from[0].bytes, 200 * 172);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        relay
+            .stats
+            .forwarded
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 400
+    );
+    relay.stop();
+}
+
+#[test]
+fn a_peer_whose_sdp_address_is_unreachable_gets_media_after_it_sends() {
+    let (relay, base) = relay(1);
+    let (pa, pb) = (base + 4, base + 6);
+    let (a, b) = (endpoint(), endpoint());
+    // B's SDP names a port nobody listens on (the same IP): strict latching moves B's media
+    // to where B's packets come from.
+    let b_sdp = SocketAddr::new(LO, 9);
+    relay
+        .send(
+            Command::Open {
+                id: 7,
+                ports: [pa, pb],
+                a: strict(a.local_addr().unwrap()),
+                b: strict(b_sdp),
+                idle: None,
+            },
+            pa,
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut buf = [0u8; 2048];
+    b.send_to(&rtp(1, 0xb, 2), (LO, pb)).unwrap();
+    a.recv_from(&mut buf).expect("A gets B's packet");
+    a.send_to(&rtp(1, 0xa, 3), (LO, pa)).unwrap();
+    let (n, _) = b
+        .recv_from(&mut buf)
+        .expect("B gets media at its real address");
+    assert_eq!(buf[12], 3);
+    assert_eq!(n, 172);
+    relay.stop();
+}
+
+#[test]
+fn silence_on_both_legs_is_reported_once() {
+    let (relay, base) = relay(2);
+    let (pa, pb) = (base + 8, base + 10);
+    relay
+        .send(
+            Command::Open {
+                id: 9,
+                ports: [pa, pb],
+                a: strict(SocketAddr::new(LO, 5000)),
+                b: strict(SocketAddr::new(LO, 5002)),
+                idle: Some(Duration::from_millis(300)),
+            },
+            pa,
+        )
+        .unwrap();
+    assert_eq!(
+        relay.wait_event(Duration::from_secs(3)),
+        Some(Event::Idle { id: 9 })
+    );
+    assert_eq!(relay.wait_event(Duration::from_millis(1500)), None, "once");
+    // A re-INVITE (hold) sets a new limit and the clock restarts.
+    relay
+        .send(
+            Command::Update {
+                id: 9,
+                leg: Leg::A,
+                expected: Some(SocketAddr::new(LO, 5000)),
+                idle: Some(Duration::from_millis(300)),
+            },
+            pa,
+        )
+        .unwrap();
+    assert_eq!(
+        relay.wait_event(Duration::from_secs(3)),
+        Some(Event::Idle { id: 9 })
+    );
+    relay.stop();
+}
