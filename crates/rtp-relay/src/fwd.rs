@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::session::{Component, Endpoint, Leg};
-use crate::stats::Direction;
+use crate::control::{Command, ComponentId, Event};
+use crate::session::{Component, Leg};
 
 /// Datagrams read or written per system call.
 pub const BATCH: usize = 32;
@@ -38,61 +38,6 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub const COMMAND_QUEUE: usize = 4096;
 /// Events queued for the control plane; beyond, events are dropped and counted.
 pub const EVENT_QUEUE: usize = 4096;
-
-/// Identifies one component (chosen by the control plane, unique while open).
-pub type ComponentId = u64;
-
-/// What the control plane asks a worker to do.
-#[derive(Debug, Clone)]
-pub enum Command {
-    /// Relay between local RTP-range port `ports[0]` (facing leg A) and `ports[1]` (facing
-    /// leg B). `idle`: report [`Event::Idle`] when neither leg sent anything for this long.
-    Open {
-        /// The component.
-        id: ComponentId,
-        /// Local ports facing A and B (the same worker's).
-        ports: [u16; 2],
-        /// Leg A's endpoint.
-        a: Endpoint,
-        /// Leg B's endpoint.
-        b: Endpoint,
-        /// Idle limit, or None.
-        idle: Option<Duration>,
-    },
-    /// A new SDP address for one leg, and a new idle limit (hold has a longer one).
-    Update {
-        /// The component.
-        id: ComponentId,
-        /// Whose SDP changed.
-        leg: Leg,
-        /// Its address now.
-        expected: Option<SocketAddr>,
-        /// Idle limit now.
-        idle: Option<Duration>,
-    },
-    /// Stop relaying; the worker answers with [`Event::Closed`].
-    Close {
-        /// The component.
-        id: ComponentId,
-    },
-}
-
-/// What a worker tells the control plane.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Neither leg sent an accepted packet for the component's idle limit.
-    Idle {
-        /// The component.
-        id: ComponentId,
-    },
-    /// The component was closed; its final counters (what A sent, what B sent).
-    Closed {
-        /// The component.
-        id: ComponentId,
-        /// From A (forwarded to B) and from B (forwarded to A).
-        from: [Direction; 2],
-    },
-}
 
 /// How to start the relay.
 #[derive(Debug, Clone)]

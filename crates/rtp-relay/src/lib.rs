@@ -10,6 +10,7 @@
 //! - [`latch`]: where to send a leg's media: the address in its SDP until the first packets
 //!   from an acceptable source decide (symmetric RTP), never to a source that policy refuses.
 //! - [`session`]: one relayed component between the two legs: where a packet goes.
+//! - [`control`]: the commands and events between the signalling and the data plane.
 //! - [`stats`]: packet and byte counters per direction.
 //!
 //! The data plane, `fwd` (feature `io`), runs the forwarding threads: batched receive and
@@ -19,6 +20,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod control;
 #[cfg(feature = "io")]
 pub mod fwd;
 pub mod latch;

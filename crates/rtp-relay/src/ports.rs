@@ -91,6 +91,42 @@ impl PortPool {
         })
     }
 
+    /// A pool of the pairs whose RTP ports are listed (a shard's share of the range, or one
+    /// forwarding worker's): each port must be even and above 0, duplicates are ignored.
+    pub fn from_pairs(rtp_ports: impl IntoIterator<Item = u16>) -> Result<Self, PoolError> {
+        let mut ports: Vec<u16> = rtp_ports.into_iter().collect();
+        ports.sort_unstable();
+        ports.dedup();
+        if let Some(&bad) = ports
+            .iter()
+            .find(|&&p| p == 0 || p % 2 != 0 || p == u16::MAX)
+        {
+            return Err(PoolError::BadRange { min: bad, max: bad });
+        }
+        let (Some(&min), Some(&max)) = (ports.first(), ports.last()) else {
+            return Ok(Self {
+                min: 2,
+                free: VecDeque::new(),
+                slots: Vec::new(),
+                used: 0,
+            });
+        };
+        let span = usize::from(max - min) / 2 + 1;
+        let mut slots = vec![Slot::Quarantined; span];
+        let mut free = VecDeque::with_capacity(ports.len());
+        for p in ports {
+            let i = usize::from(p - min) / 2;
+            slots[i] = Slot::Free;
+            free.push_back(i as u16);
+        }
+        Ok(Self {
+            min,
+            free,
+            slots,
+            used: 0,
+        })
+    }
+
     /// How many pairs the range holds.
     #[must_use]
     pub fn capacity(&self) -> usize {

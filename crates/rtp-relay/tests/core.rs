@@ -334,3 +334,18 @@ fn a_component_relays_between_the_legs_and_counts() {
     assert_eq!(c.received_from(Leg::B).packets, 1);
     assert_eq!(c.last_from(Leg::B), Some(t0));
 }
+
+#[test]
+fn a_pool_of_listed_pairs() {
+    let mut pool = PortPool::from_pairs([20010, 20002, 20006, 20002]).unwrap();
+    assert_eq!(
+        (pool.capacity() - pool.quarantined(), pool.available()),
+        (3, 3)
+    );
+    let got: Vec<u16> = std::iter::from_fn(|| pool.allocate())
+        .map(|p| p.rtp())
+        .collect();
+    assert_eq!(got, [20002, 20006, 20010]);
+    assert!(PortPool::from_pairs([20003]).is_err());
+    assert_eq!(PortPool::from_pairs([]).unwrap().allocate(), None);
+}

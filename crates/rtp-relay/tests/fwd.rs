@@ -4,7 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use rtp_relay::fwd::{Command, Event, Relay, RelayConfig};
+use rtp_relay::control::{Command, Event};
+use rtp_relay::fwd::{Relay, RelayConfig};
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::{Endpoint, Leg};
 

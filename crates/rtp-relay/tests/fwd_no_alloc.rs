@@ -8,7 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rtp_relay::fwd::{Command, Relay, RelayConfig};
+use rtp_relay::control::Command;
+use rtp_relay::fwd::{Relay, RelayConfig};
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::Endpoint;
 
