@@ -31,6 +31,8 @@ pub enum Command {
     Update {
         /// The component.
         id: ComponentId,
+        /// Its port facing leg A (names the worker).
+        port: u16,
         /// Whose SDP changed.
         leg: Leg,
         /// Its address now.
@@ -42,7 +44,20 @@ pub enum Command {
     Close {
         /// The component.
         id: ComponentId,
+        /// Its port facing leg A (names the worker).
+        port: u16,
     },
+}
+
+impl Command {
+    /// The component's port facing leg A: the worker that owns it runs the component.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        match self {
+            Self::Open { ports, .. } => ports[0],
+            Self::Update { port, .. } | Self::Close { port, .. } => *port,
+        }
+    }
 }
 
 /// What a worker tells the control plane.

@@ -138,7 +138,8 @@ impl Relay {
     }
 
     /// Hands a command to the worker of the component's ports.
-    pub fn send(&self, cmd: Command, port: u16) -> Result<(), SendError> {
+    pub fn send(&self, cmd: Command) -> Result<(), SendError> {
+        let port = cmd.port();
         let w = self.worker_of(port).ok_or(SendError::NotOurs(port))?;
         let (tx, _) = self.workers.get(w).ok_or(SendError::NotOurs(port))?;
         tx.try_send(cmd).map_err(|e| match e {
@@ -377,6 +378,7 @@ impl Worker {
                 leg,
                 expected,
                 idle,
+                ..
             } => {
                 if let Some(slot) = self.comps.iter_mut().flatten().find(|s| s.id == id) {
                     slot.comp.set_expected(now, leg, expected);
@@ -385,7 +387,7 @@ impl Worker {
                     slot.opened = now;
                 }
             }
-            Command::Close { id } => {
+            Command::Close { id, .. } => {
                 let Some(i) = self
                     .comps
                     .iter()

@@ -53,16 +53,13 @@ fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
     let (a, b) = (endpoint(), endpoint());
     let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
     relay
-        .send(
-            Command::Open {
-                id: 1,
-                ports: [pa, pb],
-                a: strict(a_addr),
-                b: strict(b_addr),
-                idle: None,
-            },
-            pa,
-        )
+        .send(Command::Open {
+            id: 1,
+            ports: [pa, pb],
+            a: strict(a_addr),
+            b: strict(b_addr),
+            idle: None,
+        })
         .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let mut buf = [0u8; 2048];
@@ -88,7 +85,7 @@ fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
         b.recv_from(&mut buf).is_err(),
         "the stranger's packet was forwarded"
     );
-    relay.send(Command::Close { id: 1 }, pa).unwrap();
+    relay.send(Command::Close { id: 1, port: pa }).unwrap();
     let ev = relay.wait_event(Duration::from_secs(2)).expect("closed");
     let Event::Closed { id, from } = ev else {
         panic!("{ev:?}")
@@ -117,16 +114,13 @@ fn a_peer_whose_sdp_address_is_unreachable_gets_media_after_it_sends() {
     // to where B's packets come from.
     let b_sdp = SocketAddr::new(LO, 9);
     relay
-        .send(
-            Command::Open {
-                id: 7,
-                ports: [pa, pb],
-                a: strict(a.local_addr().unwrap()),
-                b: strict(b_sdp),
-                idle: None,
-            },
-            pa,
-        )
+        .send(Command::Open {
+            id: 7,
+            ports: [pa, pb],
+            a: strict(a.local_addr().unwrap()),
+            b: strict(b_sdp),
+            idle: None,
+        })
         .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let mut buf = [0u8; 2048];
@@ -146,16 +140,13 @@ fn silence_on_both_legs_is_reported_once() {
     let (relay, base) = relay(2);
     let (pa, pb) = (base + 8, base + 10);
     relay
-        .send(
-            Command::Open {
-                id: 9,
-                ports: [pa, pb],
-                a: strict(SocketAddr::new(LO, 5000)),
-                b: strict(SocketAddr::new(LO, 5002)),
-                idle: Some(Duration::from_millis(300)),
-            },
-            pa,
-        )
+        .send(Command::Open {
+            id: 9,
+            ports: [pa, pb],
+            a: strict(SocketAddr::new(LO, 5000)),
+            b: strict(SocketAddr::new(LO, 5002)),
+            idle: Some(Duration::from_millis(300)),
+        })
         .unwrap();
     assert_eq!(
         relay.wait_event(Duration::from_secs(3)),
@@ -164,15 +155,13 @@ fn silence_on_both_legs_is_reported_once() {
     assert_eq!(relay.wait_event(Duration::from_millis(1500)), None, "once");
     // A re-INVITE (hold) sets a new limit and the clock restarts.
     relay
-        .send(
-            Command::Update {
-                id: 9,
-                leg: Leg::A,
-                expected: Some(SocketAddr::new(LO, 5000)),
-                idle: Some(Duration::from_millis(300)),
-            },
-            pa,
-        )
+        .send(Command::Update {
+            id: 9,
+            port: pa,
+            leg: Leg::A,
+            expected: Some(SocketAddr::new(LO, 5000)),
+            idle: Some(Duration::from_millis(300)),
+        })
         .unwrap();
     assert_eq!(
         relay.wait_event(Duration::from_secs(3)),

@@ -58,16 +58,13 @@ fn forwarding_allocates_nothing() {
         policy: LatchPolicy::Strict,
     };
     relay
-        .send(
-            Command::Open {
-                id: 1,
-                ports: [base, base + 2],
-                a: endpoint(&a),
-                b: endpoint(&b),
-                idle: None,
-            },
-            base,
-        )
+        .send(Command::Open {
+            id: 1,
+            ports: [base, base + 2],
+            a: endpoint(&a),
+            b: endpoint(&b),
+            idle: None,
+        })
         .unwrap();
     let mut pkt = [0u8; 172];
     pkt[0] = 0x80;
