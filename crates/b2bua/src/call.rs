@@ -22,9 +22,11 @@ use crate::auth;
 use crate::build::{self, ALLOW, SUPPORTED};
 use crate::ids::{self, Side, Token};
 use crate::leg::{Leg, Peer};
+use crate::media::{self, CallMedia, MediaError};
 use crate::routing::Routing;
 use crate::shard::Ctx;
 use crate::{CallResult, Event, Incoming};
+use rtp_relay::latch::LatchPolicy;
 
 /// What the shard hands over to start a call.
 #[derive(Debug)]
@@ -272,6 +274,8 @@ pub(crate) struct Call {
     scheduled: Option<Instant>,
     ended_event: bool,
     result: Option<CallResult>,
+    /// Anchored media streams.
+    media: CallMedia,
 }
 
 /// `<sip:x@h>;p` -> `sip:x@h` (a name-addr's URI).
@@ -384,7 +388,29 @@ impl Call {
             scheduled: None,
             ended_event: false,
             result: None,
+            media: CallMedia::default(),
         };
+        // An offer sbcd cannot anchor is refused before anything goes out: 488 for SDP it
+        // cannot read, 503 when the media ports are exhausted.
+        if let Some(pools) = ctx.media.as_mut() {
+            if media::is_sdp(msg) {
+                let r = call.media.relay_sdp(
+                    pools,
+                    &mut ctx.media_out,
+                    call.token,
+                    Side::A,
+                    LatchPolicy::Strict,
+                    msg.body,
+                );
+                if let Err(e) = r {
+                    call.media.close(pools, &mut ctx.media_out, call.token);
+                    return Err(match e {
+                        MediaError::Unreadable => 488,
+                        MediaError::Exhausted => 503,
+                    });
+                }
+            }
+        }
         let id = call.add_server(
             now,
             ctx,
@@ -501,6 +527,11 @@ impl Call {
         relayed: Option<&Message<'_, '_>>,
         own: &[(HeaderKind, &[u8])],
     ) {
+        let side = self.servers.iter().find(|s| s.id == id).map(|s| s.side);
+        let anchored = match (side, relayed) {
+            (Some(side), Some(m)) => self.media_body(ctx, side.other(), m),
+            _ => None,
+        };
         let t1 = ctx.timers.t1;
         // §12.1.1: a response that creates the dialog carries the request's Record-Route, so
         // that the caller's proxies stay on the path (the ACK and BYE come through them).
@@ -544,7 +575,9 @@ impl Call {
                     build::copy_crossing(w, m);
                 }
             },
-            relayed.map_or(&[][..], |m| m.body),
+            anchored
+                .as_deref()
+                .unwrap_or_else(|| relayed.map_or(&[][..], |m| m.body)),
         );
         s.last = Some(bytes);
         match &mut s.machine {
@@ -625,6 +658,42 @@ impl Call {
         tu
     }
 
+    /// The SDP of `msg` (sent by leg `from`) anchored for the other leg, or None to relay the
+    /// body as it is (no media anchoring, no SDP, or SDP sbcd cannot read: logged).
+    fn media_body(&mut self, ctx: &mut Ctx, from: Side, msg: &Message<'_, '_>) -> Option<Vec<u8>> {
+        let pools = ctx.media.as_mut()?;
+        if !media::is_sdp(msg) {
+            return None;
+        }
+        match self.media.relay_sdp(
+            pools,
+            &mut ctx.media_out,
+            self.token,
+            from,
+            LatchPolicy::Strict,
+            msg.body,
+        ) {
+            Ok(body) => Some(body),
+            Err(e) => {
+                tracing::warn!(side = %from, error = ?e, "SDP not anchored; relayed as it is");
+                None
+            }
+        }
+    }
+
+    /// The relay saw no media on either leg for the idle limit: hang up both legs (issue 5).
+    pub(crate) fn on_media_idle(&mut self, now: Instant, ctx: &mut Ctx) {
+        if self.phase != Phase::Answered {
+            return;
+        }
+        debug!("no media on either leg: both legs get a BYE");
+        let reason: &[u8] = b"SIP;cause=408;text=\"media timeout\"";
+        self.result = Some(CallResult::MediaTimeout);
+        self.end_leg(now, ctx, Side::A, 408, Some(reason));
+        self.end_leg(now, ctx, Side::B, 408, Some(reason));
+        self.end(ctx, CallResult::MediaTimeout);
+    }
+
     /// The name of the `outbound.header` of the trunk on `side`, if it has one.
     fn trunk_header_name<'r>(&self, routing: &'r Routing, side: Side) -> Option<&'r [u8]> {
         let trunk = match side {
@@ -653,6 +722,7 @@ impl Call {
         relayed: Option<&Message<'_, '_>>,
         extra: impl FnOnce(&mut Writer<'_>),
     ) -> Option<u16> {
+        let anchored = relayed.and_then(|m| self.media_body(ctx, side.other(), m));
         let id = self.new_id();
         let leg = &mut self.legs[side.index()];
         let peer = leg.peer;
@@ -696,7 +766,9 @@ impl Call {
         if let Some(m) = relayed {
             build::copy_crossing(&mut w, m);
         }
-        let body = relayed.map_or(&[][..], |m| m.body);
+        let body = anchored
+            .as_deref()
+            .unwrap_or_else(|| relayed.map_or(&[][..], |m| m.body));
         let trunk = match side {
             Side::A => Some(self.from_trunk),
             Side::B => self.to_trunk,
@@ -960,6 +1032,9 @@ impl Call {
 
     fn end(&mut self, ctx: &mut Ctx, result: CallResult) {
         self.phase = Phase::Ended;
+        if let Some(pools) = ctx.media.as_mut() {
+            self.media.close(pools, &mut ctx.media_out, self.token);
+        }
         if self.result.is_none() {
             self.result = Some(result);
         }

@@ -32,12 +32,14 @@ mod build;
 mod call;
 pub mod ids;
 mod leg;
+mod media;
 mod routing;
 mod shard;
 
 use std::net::SocketAddr;
 
 pub use ids::Side;
+pub use media::MediaSetup;
 pub use routing::{Locals, Routing};
 pub use sbc_config::net::Transport;
 pub use shard::{shard_of, Shard, ShardOptions, Stats};
@@ -104,6 +106,12 @@ pub enum Event {
         /// Where it stands now.
         status: trunks::register::Status,
     },
+    /// A media component ended; what each leg sent (`sbc_rtp_packets_forwarded_total` and
+    /// friends are counted by the relay itself).
+    MediaEnded {
+        /// What leg A and leg B sent.
+        from: [rtp_relay::stats::Direction; 2],
+    },
     /// An OPTIONS probe found a trunk down, or up again.
     TrunkHealth {
         /// The trunk.
@@ -131,6 +139,8 @@ pub enum CallResult {
     Failed(u16),
     /// Torn down by sbcd: no ACK for the 2xx (§13.3.1.4), or a dead leg.
     Timeout,
+    /// Torn down by sbcd: no media on either leg for the idle limit.
+    MediaTimeout,
 }
 
 impl CallResult {
@@ -142,6 +152,7 @@ impl CallResult {
             Self::Cancelled => "cancelled",
             Self::Failed(_) => "failed",
             Self::Timeout => "timeout",
+            Self::MediaTimeout => "media_timeout",
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::build::{self, ALLOW, SUPPORTED};
 use crate::call::{Call, NewCall};
 use crate::ids::{self, Rng, Side, Token};
 use crate::leg::Peer;
+use crate::media::{MediaPools, MediaSetup};
 use crate::routing::{Locals, Routing};
 use crate::{DropReason, Event, Incoming, Transmit};
 
@@ -41,6 +42,8 @@ pub struct ShardOptions {
     /// How long an outbound INVITE may ring before sbcd cancels it (a proxy's Timer C,
     /// §16.8, which must be above 3 minutes; 180 s here is the common SBC setting).
     pub ring_timeout: Duration,
+    /// Media anchoring: this shard's ports and timeouts (None: SDP passes unchanged).
+    pub media: Option<MediaSetup>,
 }
 
 impl Default for ShardOptions {
@@ -51,6 +54,7 @@ impl Default for ShardOptions {
             timers: Timers::default(),
             seed: 0x5bcd,
             ring_timeout: Duration::from_secs(180),
+            media: None,
         }
     }
 }
@@ -82,6 +86,10 @@ pub(crate) struct Ctx {
     pub(crate) locals: Locals,
     pub(crate) rng: Rng,
     pub(crate) ring_timeout: Duration,
+    /// Port pools of media anchoring (None: SDP passes unchanged).
+    pub(crate) media: Option<MediaPools>,
+    /// Commands for the media relay.
+    pub(crate) media_out: VecDeque<rtp_relay::control::Command>,
     out: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub(crate) stats: Stats,
@@ -269,6 +277,8 @@ impl Shard {
                     opts.seed ^ u64::from(opts.shard).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 ),
                 ring_timeout: opts.ring_timeout,
+                media: opts.media.as_ref().map(MediaPools::new),
+                media_out: VecDeque::new(),
                 out: VecDeque::new(),
                 events: VecDeque::new(),
                 stats: Stats::default(),
@@ -337,6 +347,51 @@ impl Shard {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.ctx.out.pop_front()
+    }
+
+    /// The next command for the media relay.
+    #[must_use]
+    pub fn poll_media(&mut self) -> Option<rtp_relay::control::Command> {
+        self.ctx.media_out.pop_front()
+    }
+
+    /// Media port pairs in use.
+    #[must_use]
+    pub fn media_pairs_in_use(&self) -> usize {
+        self.ctx.media.as_ref().map_or(0, MediaPools::in_use)
+    }
+
+    /// An event of the media relay about one of this shard's calls.
+    pub fn handle_media_event(&mut self, now: Instant, event: &rtp_relay::control::Event) {
+        self.last_now = Some(now);
+        match event {
+            rtp_relay::control::Event::Idle { id } => {
+                let (t, _) = Token::unpack(*id);
+                let slot = t.slot as usize;
+                if let Some(call) = self.calls.get_mut(slot).filter(|c| t.gen_matches(c.gen())) {
+                    call.on_media_idle(now, &mut self.ctx);
+                    self.settle(slot);
+                }
+            }
+            rtp_relay::control::Event::Closed { id, from } => {
+                let (t, n) = Token::unpack(*id);
+                if n % 2 == 0 {
+                    tracing::info!(
+                        call = format_args!("{:04x}{:06x}{:06x}", t.shard, t.slot, t.gen),
+                        stream = n / 2,
+                        a_packets = from[0].packets,
+                        a_bytes = from[0].bytes,
+                        b_packets = from[1].packets,
+                        b_bytes = from[1].bytes,
+                        dropped = from[0].dropped() + from[1].dropped(),
+                        "media stream ended"
+                    );
+                }
+                self.ctx.event(Event::MediaEnded {
+                    from: [from[0], from[1]],
+                });
+            }
+        }
     }
 
     /// The next event to count or log.

@@ -260,6 +260,7 @@ fn log_event(e: &Event) {
         Event::Dropped { reason } => debug!(reason = reason.label(), "message dropped"),
         Event::Registration { trunk, status } => log_registration(trunk, status),
         Event::TrunkHealth { trunk, up, status } => debug!(trunk, up, status, "trunk health"),
+        Event::MediaEnded { .. } => {}
         Event::AuthFailed { trunk, mode } => {
             debug!(
                 trunk = trunk.as_deref().unwrap_or("-"),

@@ -27,14 +27,20 @@ pub struct Net {
 
 impl Net {
     pub fn with_config(toml: &str) -> Self {
+        Self::with_options(toml, |_| {})
+    }
+
+    /// A shard with `toml` and options changed by `edit` (media anchoring, …).
+    pub fn with_options(toml: &str, edit: impl FnOnce(&mut ShardOptions)) -> Self {
         let config = sbc_config::load_str(toml, Path::new(".")).expect("test config");
         let shared = Arc::new(trunks::Shared::new([7; 32], Instant::now()));
         let routing = Arc::new(Routing::new(config, shared, |_, _, _| Vec::new()));
         let locals = Locals::new(&[(Transport::Udp, addr(SBC))], None);
-        let opts = ShardOptions {
+        let mut opts = ShardOptions {
             seed: 7,
             ..ShardOptions::default()
         };
+        edit(&mut opts);
         let now = Instant::now();
         let mut shard = Shard::new(&opts, routing, locals);
         // The driver's first wake-up (starts registrations on behalf, if any).

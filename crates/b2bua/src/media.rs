@@ -1,0 +1,271 @@
+//! Media anchoring in calls: every SDP that crosses sbcd (offer or answer, in INVITE, 18x,
+//! 2xx, ACK, re-INVITE, UPDATE, PRACK) is rewritten so that each leg sends its media to sbcd,
+//! and the relay ([`rtp_relay`]) is told where each leg's media should go.
+//!
+//! Per `m=` line a call holds a stream: one RTP/RTCP port pair facing leg A and one facing
+//! leg B, both from the same forwarding worker, and one relay component for RTP (plus one for
+//! RTCP unless `a=rtcp-mux`). The SDP a leg sends updates that leg's expected address in the
+//! relay; the copy the other leg receives names sbcd's address and the pair facing it, every
+//! other byte unchanged ([`sip_codec::sdp::Sdp::rewrite`]). A rejected stream (port 0) stays 0.
+//! A held stream (sendonly, inactive, or `c=0.0.0.0`) gets the longer hold timeout.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use rtp_relay::control::{Command, ComponentId};
+use rtp_relay::latch::LatchPolicy;
+use rtp_relay::ports::{PortPair, PortPool};
+use rtp_relay::session::{Endpoint, Leg};
+use sip_codec::sdp::{Direction, Rewrite, Sdp, MAX_MEDIA};
+use sip_codec::{HeaderKind, Message};
+
+use crate::ids::{Side, Token};
+
+/// How a shard anchors media (`ShardOptions::media`; None: SDP passes unchanged).
+#[derive(Debug, Clone)]
+pub struct MediaSetup {
+    /// The address written into SDP (`media.advertise`, else `media.listen`).
+    pub advertise: IpAddr,
+    /// This shard's RTP ports, per forwarding worker (a stream's two pairs come from one).
+    pub pairs_by_worker: Vec<Vec<u16>>,
+    /// No media on both legs for this long: hang up (`media.idle_timeout_secs`).
+    pub idle_timeout: Duration,
+    /// The same for a held call.
+    pub hold_timeout: Duration,
+}
+
+/// A shard's port pools and what its calls ask of the relay.
+#[derive(Debug)]
+pub(crate) struct MediaPools {
+    advertise: IpAddr,
+    pools: Vec<PortPool>,
+    next: usize,
+    idle: Duration,
+    hold: Duration,
+}
+
+impl MediaPools {
+    pub(crate) fn new(setup: &MediaSetup) -> Self {
+        let pools = setup
+            .pairs_by_worker
+            .iter()
+            .map(|ports| PortPool::from_pairs(ports.iter().copied()).unwrap_or_else(|_| empty()))
+            .collect();
+        Self {
+            advertise: setup.advertise,
+            pools,
+            next: 0,
+            idle: setup.idle_timeout,
+            hold: setup.hold_timeout,
+        }
+    }
+
+    /// Two pairs of one worker, taking workers in turn. None: the range is exhausted.
+    fn allocate_two(&mut self) -> Option<[PortPair; 2]> {
+        let n = self.pools.len();
+        for k in 0..n {
+            let w = (self.next + k) % n;
+            if self.pools[w].available() >= 2 {
+                self.next = (w + 1) % n;
+                let a = self.pools[w].allocate()?;
+                let b = self.pools[w].allocate()?;
+                return Some([a, b]);
+            }
+        }
+        None
+    }
+
+    fn release(&mut self, pair: PortPair) {
+        for p in &mut self.pools {
+            if p.release(pair).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// Pairs in use (both legs of every stream).
+    pub(crate) fn in_use(&self) -> usize {
+        self.pools.iter().map(PortPool::in_use).sum()
+    }
+}
+
+fn empty() -> PortPool {
+    PortPool::from_pairs([]).unwrap_or_else(|_| unreachable!("an empty pool is valid"))
+}
+
+/// One `m=` line's anchoring.
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    /// The pair facing leg A, and the pair facing leg B.
+    pairs: [PortPair; 2],
+    rtcp: bool,
+}
+
+/// Why an SDP could not be anchored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MediaError {
+    /// The body is not SDP sbcd can read (488 for an offer).
+    Unreadable,
+    /// No port pairs left (503).
+    Exhausted,
+}
+
+/// The media of one call.
+#[derive(Debug, Default)]
+pub(crate) struct CallMedia {
+    streams: [Option<Stream>; MAX_MEDIA],
+    /// Closed: nothing more is opened.
+    closed: bool,
+}
+
+fn leg_of(side: Side) -> Leg {
+    match side {
+        Side::A => Leg::A,
+        Side::B => Leg::B,
+    }
+}
+
+fn id(token: Token, stream: usize, rtcp: bool) -> ComponentId {
+    token.pack((stream * 2 + usize::from(rtcp)) as u16)
+}
+
+/// Is this message's body SDP?
+pub(crate) fn is_sdp(msg: &Message<'_, '_>) -> bool {
+    !msg.body.is_empty()
+        && msg.header(HeaderKind::ContentType).is_none_or(|h| {
+            let v = h.value;
+            v.len() >= 15 && v[..15].eq_ignore_ascii_case(b"application/sdp")
+        })
+}
+
+impl CallMedia {
+    /// `body`, an SDP that leg `from` sent, rewritten for the other leg; the relay learns
+    /// `from`'s addresses. Streams are opened on first sight.
+    pub(crate) fn relay_sdp(
+        &mut self,
+        pools: &mut MediaPools,
+        out: &mut std::collections::VecDeque<Command>,
+        token: Token,
+        from: Side,
+        policy: LatchPolicy,
+        body: &[u8],
+    ) -> Result<Vec<u8>, MediaError> {
+        let sdp = Sdp::parse(body).map_err(|_| MediaError::Unreadable)?;
+        let to = from.other();
+        let session_hold = matches!(
+            sdp.direction(),
+            Some(Direction::SendOnly | Direction::Inactive)
+        );
+        let mut ports = [None; MAX_MEDIA];
+        let mut rtcp_ports = [None; MAX_MEDIA];
+        for (i, m) in sdp.media().enumerate() {
+            if m.port == 0 || self.closed {
+                continue;
+            }
+            let stream = match self.streams[i] {
+                Some(s) => s,
+                None => {
+                    let pairs = pools.allocate_two().ok_or(MediaError::Exhausted)?;
+                    let s = Stream {
+                        pairs,
+                        rtcp: !m.rtcp_mux(),
+                    };
+                    for rtcp in [false, true] {
+                        if rtcp && !s.rtcp {
+                            continue;
+                        }
+                        let port = |p: PortPair| if rtcp { p.rtcp() } else { p.rtp() };
+                        out.push_back(Command::Open {
+                            id: id(token, i, rtcp),
+                            ports: [port(pairs[0]), port(pairs[1])],
+                            a: Endpoint {
+                                expected: None,
+                                policy,
+                            },
+                            b: Endpoint {
+                                expected: None,
+                                policy,
+                            },
+                            idle: None,
+                        });
+                    }
+                    self.streams[i] = Some(s);
+                    s
+                }
+            };
+            // Where `from` wants this stream: its c= (media or session level) and m= port.
+            let conn = m.effective_connection().and_then(|c| c.ip());
+            let held = session_hold
+                || matches!(m.direction(), Direction::SendOnly | Direction::Inactive)
+                || conn.is_some_and(|ip| ip.is_unspecified());
+            let idle = Some(if held { pools.hold } else { pools.idle });
+            let rtp_addr = conn.map(|ip| SocketAddr::new(ip, m.port));
+            let rtcp_addr = match m.rtcp() {
+                Some(r) => {
+                    let ip = r.connection.and_then(|c| c.ip()).or(conn);
+                    ip.map(|ip| SocketAddr::new(ip, r.port))
+                }
+                None => conn.map(|ip| SocketAddr::new(ip, m.port.wrapping_add(1))),
+            };
+            let a_port = stream.pairs[0];
+            out.push_back(Command::Update {
+                id: id(token, i, false),
+                port: a_port.rtp(),
+                leg: leg_of(from),
+                expected: rtp_addr,
+                idle,
+            });
+            if stream.rtcp {
+                out.push_back(Command::Update {
+                    id: id(token, i, true),
+                    port: a_port.rtcp(),
+                    leg: leg_of(from),
+                    expected: rtcp_addr,
+                    idle: None,
+                });
+            }
+            let facing = stream.pairs[to.index()];
+            ports[i] = Some(facing.rtp());
+            rtcp_ports[i] = stream.rtcp.then_some(facing.rtcp());
+        }
+        let mut body_out = Vec::with_capacity(body.len() + 32);
+        sdp.rewrite(
+            &Rewrite {
+                address: pools.advertise,
+                ports: &ports,
+                rtcp_ports: &rtcp_ports,
+            },
+            &mut body_out,
+        )
+        .map_err(|_| MediaError::Unreadable)?;
+        Ok(body_out)
+    }
+
+    /// Stops relaying and gives the ports back (the call is over).
+    pub(crate) fn close(
+        &mut self,
+        pools: &mut MediaPools,
+        out: &mut std::collections::VecDeque<Command>,
+        token: Token,
+    ) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        for (i, s) in self.streams.iter_mut().enumerate() {
+            let Some(stream) = s.take() else { continue };
+            out.push_back(Command::Close {
+                id: id(token, i, false),
+                port: stream.pairs[0].rtp(),
+            });
+            if stream.rtcp {
+                out.push_back(Command::Close {
+                    id: id(token, i, true),
+                    port: stream.pairs[0].rtcp(),
+                });
+            }
+            pools.release(stream.pairs[0]);
+            pools.release(stream.pairs[1]);
+        }
+    }
+}

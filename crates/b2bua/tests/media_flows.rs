@@ -1,0 +1,235 @@
+//! Media anchoring in call flows: SDP rewritten on both legs, the relay told where each leg's
+//! media goes, hold, hang-up releasing the ports, media timeout, exhaustion and bad SDP.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use b2bua::{CallResult, Event, MediaSetup};
+use common::*;
+use rtp_relay::control::Command;
+use rtp_relay::session::Leg;
+
+const CONFIG: &str = r#"
+[sip]
+listen = ["udp:127.0.0.1:5060"]
+[media]
+listen = "127.0.0.1"
+port_min = 20000
+port_max = 20099
+[admin]
+listen = "127.0.0.1:9060"
+[[trunk]]
+name = "pbx"
+inbound.allow = ["127.0.0.1/32"]
+outbound.uri = "sip:127.0.0.1:5070"
+[[trunk]]
+name = "carrier"
+inbound.allow = ["127.0.0.2/32"]
+outbound.uri = "sip:127.0.0.2:5080"
+[[route]]
+from = "pbx"
+to = ["carrier"]
+"#;
+
+const MEDIA_IP: &str = "192.0.2.100";
+const IDLE: Duration = Duration::from_secs(60);
+const HOLD: Duration = Duration::from_secs(3600);
+
+fn net(pairs: &[u16]) -> Net {
+    Net::with_options(CONFIG, |o| {
+        o.media = Some(MediaSetup {
+            advertise: MEDIA_IP.parse().unwrap(),
+            pairs_by_worker: vec![pairs.to_vec()],
+            idle_timeout: IDLE,
+            hold_timeout: HOLD,
+        });
+    })
+}
+
+fn commands(net: &mut Net) -> Vec<Command> {
+    std::iter::from_fn(|| net.shard.poll_media()).collect()
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const CARRIER_SDP: &str = "v=0\r\no=carrier 5 5 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+#[test]
+fn sdp_is_anchored_on_both_legs_and_released_at_hangup() {
+    let mut net = net(&[20000, 20002, 20004, 20006]);
+    let out = net.send(PBX, &pbx_invite("call-m1", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    let body = inv.body();
+    assert!(body.contains(&format!("c=IN IP4 {MEDIA_IP}\r\n")), "{body}");
+    assert!(
+        body.contains(&format!("o=- 1 1 IN IP4 {MEDIA_IP}\r\n")),
+        "{body}"
+    );
+    assert!(
+        !body.contains("127.0.0.1"),
+        "the PBX's address does not reach the carrier: {body}"
+    );
+    let cmds = commands(&mut net);
+    // Two components (RTP, RTCP) opened, then leg A's addresses from its SDP.
+    let opens: Vec<&Command> = cmds
+        .iter()
+        .filter(|c| matches!(c, Command::Open { .. }))
+        .collect();
+    assert_eq!(opens.len(), 2, "{cmds:?}");
+    let Command::Open { ports, .. } = opens[0] else {
+        unreachable!()
+    };
+    let (a_port, b_port) = (ports[0], ports[1]);
+    assert!(
+        body.contains(&format!("m=audio {b_port} RTP/AVP 0\r\n")),
+        "{body}"
+    );
+    assert!(cmds.iter().any(|c| matches!(c,
+        Command::Update { leg: Leg::A, expected: Some(e), idle: Some(i), .. }
+            if *e == sa("127.0.0.1:6000") && *i == IDLE)));
+    assert!(cmds.iter().any(|c| matches!(c,
+        Command::Update { leg: Leg::A, expected: Some(e), .. } if *e == sa("127.0.0.1:6001"))));
+
+    // The carrier answers: its SDP is rewritten for the PBX, the relay learns its address.
+    let out = net.send(
+        CARRIER,
+        &answer(&inv, 200, "c1", "127.0.0.2:5080", &[], CARRIER_SDP),
+    );
+    let ok = one(&out, PBX, "200", is_code(200)).clone();
+    let body = ok.body();
+    assert!(
+        body.contains(&format!("m=audio {a_port} RTP/AVP 0 101\r\n")),
+        "{body}"
+    );
+    assert!(
+        body.contains("a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"),
+        "byte-exact: {body}"
+    );
+    assert!(!body.contains("127.0.0.2"), "{body}");
+    let cmds = commands(&mut net);
+    assert!(
+        cmds.iter().any(|c| matches!(c,
+        Command::Update { leg: Leg::B, expected: Some(e), .. } if *e == sa("127.0.0.2:7000"))),
+        "{cmds:?}"
+    );
+    net.send(
+        PBX,
+        &in_dialog("ACK", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 10, true, ""),
+    );
+
+    // Hold from the PBX: the same ports, the hold timeout.
+    let hold = SDP.replace(
+        "m=audio 6000 RTP/AVP 0\r\n",
+        "m=audio 6000 RTP/AVP 0\r\na=sendonly\r\n",
+    );
+    let out = net.send(
+        PBX,
+        &in_dialog(
+            "INVITE",
+            "sip:sbcd@127.0.0.1:5060",
+            PBX,
+            &ok,
+            11,
+            true,
+            &hold,
+        ),
+    );
+    let reinv = one(&out, CARRIER, "re-INVITE", is_req("INVITE"));
+    assert!(reinv
+        .body()
+        .contains(&format!("m=audio {b_port} RTP/AVP 0\r\na=sendonly\r\n")));
+    let cmds = commands(&mut net);
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::Update { leg: Leg::A, idle: Some(i), .. } if *i == HOLD)),
+        "{cmds:?}"
+    );
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::Open { .. })),
+        "no new ports"
+    );
+
+    // Hang-up: both components closed, the four ports back in the pool.
+    assert_eq!(net.shard.media_pairs_in_use(), 2);
+    net.send(
+        PBX,
+        &in_dialog("BYE", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 12, true, ""),
+    );
+    let cmds = commands(&mut net);
+    assert_eq!(
+        cmds.iter()
+            .filter(|c| matches!(c, Command::Close { .. }))
+            .count(),
+        2,
+        "{cmds:?}"
+    );
+    assert_eq!(net.shard.media_pairs_in_use(), 0);
+}
+
+#[test]
+fn media_timeout_hangs_up_both_legs_with_a_reason() {
+    let mut net = net(&[20000, 20002]);
+    let out = net.send(PBX, &pbx_invite("call-m2", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    let out = net.send(
+        CARRIER,
+        &answer(&inv, 200, "c1", "127.0.0.2:5080", &[], CARRIER_SDP),
+    );
+    let ok = one(&out, PBX, "200", is_code(200)).clone();
+    net.send(
+        PBX,
+        &in_dialog("ACK", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 10, true, ""),
+    );
+    let cmds = commands(&mut net);
+    let Some(Command::Open { id, .. }) = cmds.iter().find(|c| matches!(c, Command::Open { .. }))
+    else {
+        panic!("{cmds:?}")
+    };
+    let now = net.now;
+    net.shard
+        .handle_media_event(now, &rtp_relay::control::Event::Idle { id: *id });
+    let out = net.drain();
+    let bye_a = one(&out, PBX, "BYE to the PBX", is_req("BYE"));
+    let bye_b = one(&out, CARRIER, "BYE to the carrier", is_req("BYE"));
+    for b in [bye_a, bye_b] {
+        assert!(
+            b.text
+                .contains("Reason: SIP;cause=408;text=\"media timeout\"\r\n"),
+            "{}",
+            b.text
+        );
+    }
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        Event::CallEnded {
+            result: CallResult::MediaTimeout,
+            ..
+        }
+    )));
+    assert_eq!(net.shard.media_pairs_in_use(), 0);
+}
+
+#[test]
+fn no_ports_left_is_503_and_unreadable_sdp_is_488() {
+    let mut net = net(&[20000, 20002]);
+    let out = net.send(PBX, &pbx_invite("call-m3", "12125551234"));
+    one(&out, CARRIER, "INVITE", is_req("INVITE"));
+    let out = net.send(PBX, &pbx_invite("call-m4", "12125551234"));
+    one(&out, PBX, "503: the range is in use", is_code(503));
+    assert_eq!(
+        net.shard.media_pairs_in_use(),
+        2,
+        "the first call keeps its pairs"
+    );
+    let bad = String::from_utf8(pbx_invite("call-m5", "1"))
+        .unwrap()
+        .replace("v=0\r\n", "x=0\r\n");
+    let mut net = self::net(&[20000, 20002]);
+    let out = net.send(PBX, bad.as_bytes());
+    one(&out, PBX, "488", is_code(488));
+    assert_eq!(net.shard.media_pairs_in_use(), 0);
+}
