@@ -142,6 +142,8 @@ pub struct MediaConfig {
     pub ports: RtpPorts,
     /// No RTP on both legs for this long: hang up both legs. At least one second.
     pub idle_timeout: Duration,
+    /// The same for a held call (`media.hold_timeout_secs`), at least `idle_timeout`.
+    pub hold_timeout: Duration,
 }
 
 /// An RTP port range that holds whole RTP/RTCP pairs: `min` is even, `max` is odd, `min < max`

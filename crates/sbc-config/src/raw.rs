@@ -13,6 +13,8 @@ use crate::secret::Secret;
 
 /// Default of `sip.shutdown_grace_secs`.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 60;
+/// Default of `media.hold_timeout_secs`.
+pub const DEFAULT_HOLD_TIMEOUT_SECS: u64 = 7200;
 /// Default of `media.idle_timeout_secs`.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 /// Default of `outbound.register.expires_secs`.
@@ -79,6 +81,9 @@ pub struct RawMedia {
     /// No RTP on both legs for this long: hang up both legs.
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
+    /// The same for a call on hold (sendonly, inactive): longer, music on hold may be silent.
+    #[serde(default = "default_hold_timeout_secs")]
+    pub hold_timeout_secs: u64,
 }
 
 /// `[admin]`: the HTTP endpoint for /metrics, /status and /health.
@@ -236,6 +241,10 @@ fn default_t4_ms() -> u64 {
 
 fn default_shutdown_grace_secs() -> u64 {
     DEFAULT_SHUTDOWN_GRACE_SECS
+}
+
+fn default_hold_timeout_secs() -> u64 {
+    DEFAULT_HOLD_TIMEOUT_SECS
 }
 
 fn default_idle_timeout_secs() -> u64 {

@@ -355,6 +355,13 @@ impl Validator<'_> {
                 );
             }
         }
+        if raw.hold_timeout_secs < raw.idle_timeout_secs {
+            self.bad_number(
+                "media.hold_timeout_secs",
+                "must be at least media.idle_timeout_secs",
+                raw.hold_timeout_secs,
+            );
+        }
         if raw.idle_timeout_secs == 0 {
             self.bad_number("media.idle_timeout_secs", "must be at least 1", 0);
         }
@@ -366,6 +373,7 @@ impl Validator<'_> {
             advertise,
             ports: RtpPorts::new(port_min?, port_max?)?,
             idle_timeout: Duration::from_secs(raw.idle_timeout_secs),
+            hold_timeout: Duration::from_secs(raw.hold_timeout_secs),
         })
     }
 
