@@ -70,11 +70,26 @@ pub struct RelayStats {
 pub struct Relay {
     min: u16,
     workers: Vec<(SyncSender<Command>, JoinHandle<()>)>,
-    events: Receiver<Event>,
     /// Shared counters.
     pub stats: Arc<RelayStats>,
     /// Ports that could not be bound (another program holds them): never hand them out.
     pub unavailable: Vec<u16>,
+}
+
+/// The workers' events, for one consumer.
+#[derive(Debug)]
+pub struct Events(Receiver<Event>);
+
+impl Events {
+    /// The next event, if any.
+    pub fn poll(&self) -> Option<Event> {
+        self.0.try_recv().ok()
+    }
+
+    /// Waits up to `timeout` for the next event.
+    pub fn wait(&self, timeout: Duration) -> Option<Event> {
+        self.0.recv_timeout(timeout).ok()
+    }
 }
 
 /// Why a command was not taken.
@@ -89,8 +104,9 @@ pub enum SendError {
 }
 
 impl Relay {
-    /// Binds every port of the range and starts the workers.
-    pub fn start(cfg: &RelayConfig) -> io::Result<Self> {
+    /// Binds every port of the range and starts the workers; returns the control handle (it
+    /// can be shared by every shard) and the event queue (read by one consumer).
+    pub fn start(cfg: &RelayConfig) -> io::Result<(Self, Events)> {
         let workers_n = cfg.workers.max(1);
         let pairs = usize::from(cfg.port_max.saturating_sub(cfg.port_min)) / 2 + 1;
         let mut sockets: Vec<Vec<(u16, UdpSocket)>> = (0..workers_n).map(|_| Vec::new()).collect();
@@ -121,13 +137,15 @@ impl Relay {
                 .spawn(move || w.run())?;
             workers.push((tx, handle));
         }
-        Ok(Self {
-            min: cfg.port_min,
-            workers,
-            events,
-            stats,
-            unavailable,
-        })
+        Ok((
+            Self {
+                min: cfg.port_min,
+                workers,
+                stats,
+                unavailable,
+            },
+            Events(events),
+        ))
     }
 
     /// The worker that owns `port`.
@@ -146,16 +164,6 @@ impl Relay {
             TrySendError::Full(_) => SendError::Full,
             TrySendError::Disconnected(_) => SendError::Gone,
         })
-    }
-
-    /// The next event, if any.
-    pub fn poll_event(&self) -> Option<Event> {
-        self.events.try_recv().ok()
-    }
-
-    /// Waits up to `timeout` for the next event.
-    pub fn wait_event(&self, timeout: Duration) -> Option<Event> {
-        self.events.recv_timeout(timeout).ok()
     }
 
     /// Stops the workers (their command channels close) and waits for them.

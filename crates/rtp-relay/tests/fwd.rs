@@ -5,24 +5,24 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use rtp_relay::control::{Command, Event};
-use rtp_relay::fwd::{Relay, RelayConfig};
+use rtp_relay::fwd::{Events, Relay, RelayConfig};
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::{Endpoint, Leg};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A 16-port range, varied by process and test, with the relay on it.
-fn relay(seed: u16) -> (Relay, u16) {
+fn relay(seed: u16) -> (Relay, Events, u16) {
     let base = 41000 + ((std::process::id() as u16 % 500) * 40 + seed * 20) % 18000;
     let base = base & !1;
-    let relay = Relay::start(&RelayConfig {
+    let (relay, events) = Relay::start(&RelayConfig {
         listen: LO,
         port_min: base,
         port_max: base + 15,
         workers: 1,
     })
     .expect("bind the media range");
-    (relay, base)
+    (relay, events, base)
 }
 
 fn endpoint() -> UdpSocket {
@@ -48,7 +48,7 @@ fn strict(a: SocketAddr) -> Endpoint {
 
 #[test]
 fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
-    let (relay, base) = relay(0);
+    let (relay, events, base) = relay(0);
     let (pa, pb) = (base, base + 2);
     let (a, b) = (endpoint(), endpoint());
     let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
@@ -86,7 +86,7 @@ fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
         "the stranger's packet was forwarded"
     );
     relay.send(Command::Close { id: 1, port: pa }).unwrap();
-    let ev = relay.wait_event(Duration::from_secs(2)).expect("closed");
+    let ev = events.wait(Duration::from_secs(2)).expect("closed");
     let Event::Closed { id, from } = ev else {
         panic!("{ev:?}")
     };
@@ -107,7 +107,7 @@ fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
 
 #[test]
 fn a_peer_whose_sdp_address_is_unreachable_gets_media_after_it_sends() {
-    let (relay, base) = relay(1);
+    let (relay, _events, base) = relay(1);
     let (pa, pb) = (base + 4, base + 6);
     let (a, b) = (endpoint(), endpoint());
     // B's SDP names a port nobody listens on (the same IP): strict latching moves B's media
@@ -137,7 +137,7 @@ fn a_peer_whose_sdp_address_is_unreachable_gets_media_after_it_sends() {
 
 #[test]
 fn silence_on_both_legs_is_reported_once() {
-    let (relay, base) = relay(2);
+    let (relay, events, base) = relay(2);
     let (pa, pb) = (base + 8, base + 10);
     relay
         .send(Command::Open {
@@ -149,10 +149,10 @@ fn silence_on_both_legs_is_reported_once() {
         })
         .unwrap();
     assert_eq!(
-        relay.wait_event(Duration::from_secs(3)),
+        events.wait(Duration::from_secs(3)),
         Some(Event::Idle { id: 9 })
     );
-    assert_eq!(relay.wait_event(Duration::from_millis(1500)), None, "once");
+    assert_eq!(events.wait(Duration::from_millis(1500)), None, "once");
     // A re-INVITE (hold) sets a new limit and the clock restarts.
     relay
         .send(Command::Update {
@@ -164,7 +164,7 @@ fn silence_on_both_legs_is_reported_once() {
         })
         .unwrap();
     assert_eq!(
-        relay.wait_event(Duration::from_secs(3)),
+        events.wait(Duration::from_secs(3)),
         Some(Event::Idle { id: 9 })
     );
     relay.stop();

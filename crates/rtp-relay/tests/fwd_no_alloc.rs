@@ -43,7 +43,7 @@ const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 #[test]
 fn forwarding_allocates_nothing() {
     let base = (43000 + (std::process::id() as u16 % 1000) * 8) & !1;
-    let relay = Relay::start(&RelayConfig {
+    let (relay, _events) = Relay::start(&RelayConfig {
         listen: LO,
         port_min: base,
         port_max: base + 7,

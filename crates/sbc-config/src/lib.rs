@@ -47,8 +47,8 @@ pub use model::{
 };
 pub use raw::{
     RawAdmin, RawConfig, RawCredentials, RawDigest, RawHeader, RawInbound, RawMedia, RawOutbound,
-    RawOutboundAuth, RawRegister, RawRoute, RawSip, RawTrunk, DEFAULT_IDLE_TIMEOUT_SECS,
-    DEFAULT_REGISTER_EXPIRES_SECS, DEFAULT_SHUTDOWN_GRACE_SECS,
+    RawOutboundAuth, RawRegister, RawRoute, RawSip, RawTrunk, DEFAULT_HOLD_TIMEOUT_SECS,
+    DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_REGISTER_EXPIRES_SECS, DEFAULT_SHUTDOWN_GRACE_SECS,
 };
 pub use secret::Secret;
 

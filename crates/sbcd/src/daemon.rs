@@ -85,6 +85,9 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
 
     let n = shard_count();
     let (shard_set, receivers) = ShardSet::new(n);
+    let (relay, media_events, media_setups) = crate::media::start(&config, n)?;
+    crate::media::spawn_event_pump(Arc::clone(&relay), media_events, shard_set.clone())
+        .context("starting the media event thread")?;
     let sink = {
         let s = shard_set.clone();
         Arc::new(move |inbound| s.dispatch(inbound))
@@ -129,6 +132,7 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
                 t2: config.sip.timers.t2,
                 t4: config.sip.timers.t4,
             },
+            media: media_setups.get(i).cloned(),
             ..ShardOptions::default()
         };
         tasks.push(tokio::spawn(shards::run_shard(
@@ -138,6 +142,7 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
             rx,
             transports.clone(),
             Arc::clone(&shard_set.counters),
+            Some(Arc::clone(&relay)),
         )));
     }
     info!("sbcd is serving SIP");

@@ -3,7 +3,9 @@
 //! Counted from the events the shards hand out; the `trunk` label only takes configured trunk
 //! names, or `unknown` for a request no trunk's index pointed at.
 
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Every metric sbcd exports.
 #[derive(Debug)]
@@ -15,6 +17,10 @@ pub(crate) struct Metrics {
     pub(crate) registration_up: IntGaugeVec,
     /// `sbc_trunk_up{trunk}`: 0 while an OPTIONS probe finds the trunk down.
     pub(crate) trunk_up: IntGaugeVec,
+    /// `sbc_rtp_packets_forwarded_total`.
+    pub(crate) rtp_forwarded: IntCounter,
+    /// `sbc_rtp_sessions_active`: relayed components (RTP, and RTCP when not muxed).
+    pub(crate) rtp_components: IntGauge,
 }
 
 impl Default for Metrics {
@@ -50,10 +56,22 @@ impl Metrics {
             &["trunk"],
         )
         .expect("valid metric");
+        let rtp_forwarded = IntCounter::new(
+            "sbc_rtp_packets_forwarded_total",
+            "RTP and RTCP packets the media relay forwarded",
+        )
+        .expect("valid metric");
+        let rtp_components = IntGauge::new(
+            "sbc_rtp_sessions_active",
+            "Media components being relayed (an RTP stream, and its RTCP when not muxed)",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(auth_failures.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(registration_up.clone()),
             Box::new(trunk_up.clone()),
+            Box::new(rtp_forwarded.clone()),
+            Box::new(rtp_components.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -62,6 +80,8 @@ impl Metrics {
             auth_failures,
             registration_up,
             trunk_up,
+            rtp_forwarded,
+            rtp_components,
         }
     }
 

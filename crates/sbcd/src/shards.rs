@@ -40,6 +40,8 @@ pub(crate) enum Input {
     TransportError(u64),
     Routing(Arc<Routing>),
     Drain,
+    /// An event of the media relay about a call of this shard.
+    Media(rtp_relay::control::Event),
 }
 
 /// Counters shared by the shard tasks and the daemon.
@@ -100,6 +102,20 @@ impl ShardSet {
 
     pub(crate) fn len(&self) -> usize {
         self.senders.len()
+    }
+
+    /// Hands a media relay event to the shard that owns the call (its id carries the shard).
+    pub(crate) fn media_event(&self, ev: rtp_relay::control::Event) {
+        let id = match &ev {
+            rtp_relay::control::Event::Idle { id }
+            | rtp_relay::control::Event::Closed { id, .. } => *id,
+        };
+        let shard = usize::from(b2bua::ids::token_shard(id));
+        if let Some(s) = self.senders.get(shard) {
+            if s.blocking_send(Input::Media(ev)).is_err() {
+                debug!(shard, "shard gone: media event dropped");
+            }
+        }
     }
 
     /// Hands a received message to its shard (called on the transports' reader tasks).
@@ -171,6 +187,7 @@ pub(crate) async fn run_shard(
     mut rx: mpsc::Receiver<Input>,
     transports: Transports,
     counters: Arc<ShardCounters>,
+    relay: Option<Arc<rtp_relay::fwd::Relay>>,
 ) {
     let index = usize::from(opts.shard);
     let mut shard = Shard::new(&opts, routing, locals);
@@ -196,14 +213,24 @@ pub(crate) async fn run_shard(
                 shard.handle_timeout(Instant::now());
             }
         }
-        while let Some(t) = shard.poll_transmit() {
-            let mut out = Outbound::new(t.transport, t.dest, t.data, t.token);
-            out.conn = t.conn.map(ConnId::from_raw);
-            transports.send(out);
+        // The relay learns about new media before the SDP naming it leaves, and counters
+        // move before the response that a client may check them after.
+        while let Some(cmd) = shard.poll_media() {
+            if let Some(relay) = &relay {
+                if let Err(e) = relay.send(cmd) {
+                    // Full: the worker is overloaded; the stream will not be relayed.
+                    warn!(error = ?e, "media relay refused a command");
+                }
+            }
         }
         while let Some(e) = shard.poll_event() {
             log_event(&e);
             count_event(&counters, e);
+        }
+        while let Some(t) = shard.poll_transmit() {
+            let mut out = Outbound::new(t.transport, t.dest, t.data, t.token);
+            out.conn = t.conn.map(ConnId::from_raw);
+            transports.send(out);
         }
         let next = shard.poll_timeout();
         if next != armed {
@@ -243,6 +270,7 @@ fn handle(shard: &mut Shard, input: Input) {
             shard.set_draining(true);
             shard.handle_timeout(now);
         }
+        Input::Media(ev) => shard.handle_media_event(now, &ev),
     }
 }
 
