@@ -394,12 +394,13 @@ impl Call {
         // cannot read, 503 when the media ports are exhausted.
         if let Some(pools) = ctx.media.as_mut() {
             if media::is_sdp(msg) {
+                let policy = call.latch_policy(Side::A);
                 let r = call.media.relay_sdp(
                     pools,
                     &mut ctx.media_out,
                     call.token,
                     Side::A,
-                    LatchPolicy::Strict,
+                    policy,
                     msg.body,
                 );
                 if let Err(e) = r {
@@ -665,12 +666,13 @@ impl Call {
         if !media::is_sdp(msg) {
             return None;
         }
+        let policy = self.latch_policy(from);
         match self.media.relay_sdp(
             pools,
             &mut ctx.media_out,
             self.token,
             from,
-            LatchPolicy::Strict,
+            policy,
             msg.body,
         ) {
             Ok(body) => Some(body),
@@ -679,6 +681,18 @@ impl Call {
                 None
             }
         }
+    }
+
+    /// How the relay may latch the media of the leg on `side`: its trunk's
+    /// `media.latch_any_secs`, else strictly to the SDP's IP address.
+    fn latch_policy(&self, side: Side) -> LatchPolicy {
+        let trunk = match side {
+            Side::A => Some(self.from_trunk),
+            Side::B => self.to_trunk,
+        };
+        trunk
+            .and_then(|t| self.routing.config.trunk(t).media.latch_any)
+            .map_or(LatchPolicy::Strict, LatchPolicy::AnySource)
     }
 
     /// The relay saw no media on either leg for the idle limit: hang up both legs (issue 5).

@@ -213,6 +213,7 @@ impl CallMedia {
                 port: a_port.rtp(),
                 leg: leg_of(from),
                 expected: rtp_addr,
+                policy,
                 idle,
             });
             if stream.rtcp {
@@ -221,6 +222,7 @@ impl CallMedia {
                     port: a_port.rtcp(),
                     leg: leg_of(from),
                     expected: rtcp_addr,
+                    policy,
                     idle: None,
                 });
             }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use b2bua::{CallResult, Event, MediaSetup};
 use common::*;
 use rtp_relay::control::Command;
+use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::Leg;
 
 const CONFIG: &str = r#"
@@ -28,6 +29,7 @@ outbound.uri = "sip:127.0.0.1:5070"
 name = "carrier"
 inbound.allow = ["127.0.0.2/32"]
 outbound.uri = "sip:127.0.0.2:5080"
+media.latch_any_secs = 5
 [[route]]
 from = "pbx"
 to = ["carrier"]
@@ -89,7 +91,7 @@ fn sdp_is_anchored_on_both_legs_and_released_at_hangup() {
         "{body}"
     );
     assert!(cmds.iter().any(|c| matches!(c,
-        Command::Update { leg: Leg::A, expected: Some(e), idle: Some(i), .. }
+        Command::Update { leg: Leg::A, expected: Some(e), idle: Some(i), policy: LatchPolicy::Strict, .. }
             if *e == sa("127.0.0.1:6000") && *i == IDLE)));
     assert!(cmds.iter().any(|c| matches!(c,
         Command::Update { leg: Leg::A, expected: Some(e), .. } if *e == sa("127.0.0.1:6001"))));
@@ -113,7 +115,9 @@ fn sdp_is_anchored_on_both_legs_and_released_at_hangup() {
     let cmds = commands(&mut net);
     assert!(
         cmds.iter().any(|c| matches!(c,
-        Command::Update { leg: Leg::B, expected: Some(e), .. } if *e == sa("127.0.0.2:7000"))),
+        // The carrier's trunk lets any source latch for 5 s (media.latch_any_secs).
+        Command::Update { leg: Leg::B, expected: Some(e), policy: LatchPolicy::AnySource(w), .. }
+            if *e == sa("127.0.0.2:7000") && *w == Duration::from_secs(5))),
         "{cmds:?}"
     );
     net.send(

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::latch::LatchPolicy;
 use crate::session::{Endpoint, Leg};
 use crate::stats::Direction;
 
@@ -37,6 +38,8 @@ pub enum Command {
         leg: Leg,
         /// Its address now.
         expected: Option<SocketAddr>,
+        /// Its trunk's latching policy.
+        policy: LatchPolicy,
         /// Idle limit now.
         idle: Option<Duration>,
     },

@@ -385,11 +385,12 @@ impl Worker {
                 id,
                 leg,
                 expected,
+                policy,
                 idle,
                 ..
             } => {
                 if let Some(slot) = self.comps.iter_mut().flatten().find(|s| s.id == id) {
-                    slot.comp.set_expected(now, leg, expected);
+                    slot.comp.set_expected(now, leg, expected, policy);
                     slot.idle = idle;
                     slot.idle_reported = false;
                     slot.opened = now;

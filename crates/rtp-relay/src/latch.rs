@@ -92,6 +92,11 @@ impl Latch {
         self.since = now;
     }
 
+    /// The trunk's policy (it is known once the leg's trunk is, e.g. after routing).
+    pub fn set_policy(&mut self, policy: LatchPolicy) {
+        self.policy = policy;
+    }
+
     /// Where to send this leg's media: the latched source, else the SDP's address.
     #[must_use]
     pub fn destination(&self) -> Option<SocketAddr> {

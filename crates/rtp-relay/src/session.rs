@@ -75,9 +75,18 @@ impl Component {
         }
     }
 
-    /// A new SDP from `leg` (re-INVITE, UPDATE, the answer after the offer).
-    pub fn set_expected(&mut self, now: Instant, leg: Leg, expected: Option<SocketAddr>) {
-        self.sides[leg.index()].latch.set_expected(expected, now);
+    /// A new SDP from `leg` (re-INVITE, UPDATE, the answer after the offer), with the
+    /// latching policy of its trunk.
+    pub fn set_expected(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        expected: Option<SocketAddr>,
+        policy: LatchPolicy,
+    ) {
+        let latch = &mut self.sides[leg.index()].latch;
+        latch.set_policy(policy);
+        latch.set_expected(expected, now);
     }
 
     /// A datagram arrived from `leg` at `src`: where to send it (the other leg's address), or

@@ -298,7 +298,7 @@ fn a_component_relays_between_the_legs_and_counts() {
     // B has sent no SDP yet (delayed offer): nowhere to go, counted.
     assert_eq!(c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &pkt), None);
     assert_eq!(c.received_from(Leg::A).no_destination, 1);
-    c.set_expected(t0, Leg::B, Some(a("198.51.100.2:6000")));
+    c.set_expected(t0, Leg::B, Some(a("198.51.100.2:6000")), strict);
     assert_eq!(
         c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &pkt),
         Some(a("198.51.100.2:6000"))

@@ -160,6 +160,7 @@ fn silence_on_both_legs_is_reported_once() {
             port: pa,
             leg: Leg::A,
             expected: Some(SocketAddr::new(LO, 5000)),
+            policy: LatchPolicy::Strict,
             idle: Some(Duration::from_millis(300)),
         })
         .unwrap();

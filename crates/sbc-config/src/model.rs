@@ -220,6 +220,16 @@ pub struct TrunkConfig {
     pub inbound: InboundConfig,
     /// How calls are delivered to it.
     pub outbound: OutboundConfig,
+    /// `media.*`
+    pub media: TrunkMedia,
+}
+
+/// `media.*` of a trunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrunkMedia {
+    /// `media.latch_any_secs`: how long after each SDP any source may latch (1 to 60 s);
+    /// None: only the SDP's IP address (strict).
+    pub latch_any: Option<Duration>,
 }
 
 impl TrunkConfig {

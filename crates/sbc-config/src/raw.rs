@@ -106,6 +106,18 @@ pub struct RawTrunk {
     /// How calls are delivered to this trunk.
     #[serde(default)]
     pub outbound: RawOutbound,
+    /// The trunk's media.
+    #[serde(default)]
+    pub media: RawTrunkMedia,
+}
+
+/// `media.*` of a trunk.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrunkMedia {
+    /// For this long after each SDP, the first packets from any source decide where the
+    /// trunk's media goes (endpoints behind NAT); absent: only the SDP's IP address may.
+    pub latch_any_secs: Option<u64>,
 }
 
 /// `inbound.*` of a trunk: every check given must pass.

@@ -16,7 +16,7 @@ use crate::model::{
     AdminConfig, ChallengeStatus, Config, Credentials, DigestAlgorithm, DigestConfig, DigestUri,
     DigestUriCheck, HeaderConfig, InboundConfig, MediaConfig, NumberPattern, OutboundAuth,
     OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers, TlsFiles,
-    TrunkConfig, TrunkId,
+    TrunkConfig, TrunkId, TrunkMedia,
 };
 use crate::net::{is_domain_name, Host, IpNet, Listener, Transport};
 use crate::raw::{
@@ -452,6 +452,18 @@ impl Validator<'_> {
                 "has no inbound checks and no outbound.uri, so it neither receives nor delivers calls",
             );
         }
+        let latch_any = raw.media.latch_any_secs.and_then(|secs| {
+            if (1..=60).contains(&secs) {
+                Some(Duration::from_secs(secs))
+            } else {
+                self.bad_number(
+                    format!("{path}.media.latch_any_secs"),
+                    "must be from 1 to 60 (leave the key out for strict latching)",
+                    secs,
+                );
+                None
+            }
+        });
         if self.errors.len() != errors_before {
             return None;
         }
@@ -459,6 +471,7 @@ impl Validator<'_> {
             name: raw.name.clone(),
             inbound: inbound?,
             outbound: outbound?,
+            media: TrunkMedia { latch_any },
         })
     }
 

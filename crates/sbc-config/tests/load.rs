@@ -345,6 +345,8 @@ outbound.auth = { username = "u", password = "p", digest_uri = "from" }"#),
         ("outbound.auth realm", trunk(r#"outbound.uri = "sip:h.test"
 outbound.auth = { username = "u", password = "p", realm = "a\"b" }"#),
          vec![r#"trunk[2].outbound.auth.realm: must be non-empty, without quotes, backslashes or control characters (got "a\"b")"#]),
+        ("latch window", trunk("outbound.uri = \"sip:h.test\"\nmedia.latch_any_secs = 0"),
+         vec!["trunk[2].media.latch_any_secs: must be from 1 to 60 (leave the key out for strict latching) (got 0)"]),
         ("options ping zero", trunk("outbound.uri = \"sip:h.test\"\noutbound.options_ping_secs = 0"),
          vec!["trunk[2].outbound.options_ping_secs: must be at least 1 (leave the key out to disable the probe) (got 0)"]),
         ("options ping without uri", trunk("inbound.allow = [\"192.0.2.0/24\"]\noutbound.options_ping_secs = 30"),
@@ -444,7 +446,7 @@ fn unknown_keys_name_their_path() {
     );
     assert_eq!(
         errors(&valid_with("\n[[trunk]]\nnmae = \"c\"\n")),
-        ["trunk[2].nmae: unknown key (expected name, inbound, outbound)"]
+        ["trunk[2].nmae: unknown key (expected name, inbound, outbound, media)"]
     );
     assert_eq!(
         errors(&valid_with("\n[[trunk]]\nname = \"c\"\ninbound.digest = { realm = \"r\", users = [{ username = \"u\", pasword = \"x\" }] }\n")),
