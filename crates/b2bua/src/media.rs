@@ -129,6 +129,40 @@ fn id(token: Token, stream: usize, rtcp: bool) -> ComponentId {
     token.pack((stream * 2 + usize::from(rtcp)) as u16)
 }
 
+/// `a=ssrc:<id> cname:<value>` (RFC 5576) often carries the sender's SIP URI or address
+/// (`cname:sip:user@192.168.1.10:5062`): the value is replaced by one derived from the SSRC,
+/// which stays unique per stream (RFC 7022 asks for uniqueness, not for the address).
+fn scrub_cname(body: Vec<u8>) -> Vec<u8> {
+    const KEY: &[u8] = b" cname:";
+    if !body.windows(KEY.len()).any(|w| w.eq_ignore_ascii_case(KEY)) {
+        return body;
+    }
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let cname_at = line
+            .windows(KEY.len())
+            .position(|w| w.eq_ignore_ascii_case(KEY));
+        match (line.strip_prefix(b"a=ssrc:"), cname_at) {
+            (Some(rest), Some(at)) => {
+                let id_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                let eol = if line.ends_with(b"\r\n") {
+                    &b"\r\n"[..]
+                } else if line.ends_with(b"\n") {
+                    &b"\n"[..]
+                } else {
+                    &b""[..]
+                };
+                out.extend_from_slice(&line[..at + KEY.len()]);
+                out.extend_from_slice(b"sbcd-");
+                out.extend_from_slice(&rest[..id_len]);
+                out.extend_from_slice(eol);
+            }
+            _ => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
 /// Is this message's body SDP?
 pub(crate) fn is_sdp(msg: &Message<'_, '_>) -> bool {
     !msg.body.is_empty()
@@ -240,7 +274,7 @@ impl CallMedia {
             &mut body_out,
         )
         .map_err(|_| MediaError::Unreadable)?;
-        Ok(body_out)
+        Ok(scrub_cname(body_out))
     }
 
     /// Stops relaying and gives the ports back (the call is over).

@@ -58,7 +58,7 @@ fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-const CARRIER_SDP: &str = "v=0\r\no=carrier 5 5 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+const CARRIER_SDP: &str = "v=0\r\no=carrier 5 5 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\na=ssrc:3129352836 cname:sip:12125551234@127.0.0.2:35881\r\n";
 
 #[test]
 fn sdp_is_anchored_on_both_legs_and_released_at_hangup() {
@@ -112,6 +112,10 @@ fn sdp_is_anchored_on_both_legs_and_released_at_hangup() {
         "byte-exact: {body}"
     );
     assert!(!body.contains("127.0.0.2"), "{body}");
+    assert!(
+        body.contains("a=ssrc:3129352836 cname:sbcd-3129352836\r\n"),
+        "{body}"
+    );
     let cmds = commands(&mut net);
     assert!(
         cmds.iter().any(|c| matches!(c,
