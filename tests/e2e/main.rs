@@ -18,6 +18,7 @@ mod baresip;
 mod checks;
 mod kamailio;
 mod kamailio_auth;
+mod media;
 mod sbcd;
 mod sip;
 mod sipp;

@@ -69,6 +69,8 @@ pub(crate) struct Topology {
     pub(crate) kamailio: SocketAddr,
     /// `[[trunk]]` and `[[route]]` tables replacing the default ones (trunk-mode tests).
     pub(crate) trunks: Option<String>,
+    /// `media.idle_timeout_secs` instead of 600 (the media-timeout test).
+    pub(crate) media_idle_secs: Option<u64>,
 }
 
 impl Topology {
@@ -119,6 +121,7 @@ impl Topology {
             },
             kamailio: v4(KAMAILIO_IP),
             trunks: None,
+            media_idle_secs: None,
         }
     }
 
@@ -170,8 +173,10 @@ impl Topology {
         let _ = writeln!(
             t,
             "\n[media]\nlisten = \"{SBCD_IP}\"\nadvertise = \"{SBCD_IP}\"\nport_min = {}\nport_max = {}\n\
-             # SIPp sends no RTP: keep long calls up.\nidle_timeout_secs = 600",
-            self.media.0, self.media.1
+             # SIPp sends no RTP: keep long calls up.\nidle_timeout_secs = {}",
+            self.media.0,
+            self.media.1,
+            self.media_idle_secs.unwrap_or(600)
         );
         let _ = writeln!(t, "\n[admin]\nlisten = \"{}\"", host_port(self.admin));
         t
