@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# RTP forwarding: a bare recvmmsg -> sendmmsg loop (the ceiling), sbcd's forwarder and rtpengine
+# (userspace) on the same streams, with packets forwarded per CPU-second, loss and latency.
+# See --help (benches/rtpload.py holds the driver and the documentation of the variables).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+case "${1:-}" in
+  -h|--help) exec python3 benches/rtpload.py --help ;;
+  "") ;;
+  *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
+esac
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/rtp-bench-target}
+export EXAMPLES=${EXAMPLES:-$CARGO_TARGET_DIR/release/examples}
+if [[ "${BUILD:-1}" == 1 ]]; then
+  cargo build --release -p rtp-relay --features io \
+    --example bare_relay --example relay_bench --example rtp_gen
+fi
+if [[ " ${TARGETS:-direct bare sbcd rtpengine} " == *" rtpengine "* ]] && ! command -v "${RTPENGINE_BIN:-rtpengine}" >/dev/null; then
+  echo "rtpengine not found: apt-get install -y rtpengine-daemon (or set RTPENGINE_BIN)" >&2
+  exit 1
+fi
+# 2 sockets per call in the generator, 2 ports (4 for rtpengine) per call in the target.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+exec python3 benches/rtpload.py
