@@ -1002,6 +1002,9 @@ impl Call {
                 auth: None,
             };
             self.b_rseq = None;
+            if self.next_target > 1 && ctx.media.is_some() {
+                self.media.forget_b(&mut ctx.media_out, self.token);
+            }
             self.to_trunk = Some(trunk);
             self.b_started = true;
             let id = self.send_request(

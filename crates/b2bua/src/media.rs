@@ -99,6 +99,8 @@ struct Stream {
     /// The pair facing leg A, and the pair facing leg B.
     pairs: [PortPair; 2],
     rtcp: bool,
+    /// The idle limit last given to the relay.
+    idle: Option<Duration>,
 }
 
 /// Why an SDP could not be anchored.
@@ -203,6 +205,7 @@ impl CallMedia {
                     let s = Stream {
                         pairs,
                         rtcp: !m.rtcp_mux(),
+                        idle: None,
                     };
                     for rtcp in [false, true] {
                         if rtcp && !s.rtcp {
@@ -233,6 +236,9 @@ impl CallMedia {
                 || matches!(m.direction(), Direction::SendOnly | Direction::Inactive)
                 || conn.is_some_and(|ip| ip.is_unspecified());
             let idle = Some(if held { pools.hold } else { pools.idle });
+            if let Some(s) = self.streams[i].as_mut() {
+                s.idle = idle;
+            }
             let rtp_addr = conn.map(|ip| SocketAddr::new(ip, m.port));
             let rtcp_addr = match m.rtcp() {
                 Some(r) => {
@@ -275,6 +281,32 @@ impl CallMedia {
         )
         .map_err(|_| MediaError::Unreadable)?;
         Ok(scrub_cname(body_out))
+    }
+
+    /// Leg B is being tried at another trunk (failover): forget where the previous one wanted
+    /// media, so that nothing more goes there until the new trunk's SDP says where.
+    pub(crate) fn forget_b(&mut self, out: &mut std::collections::VecDeque<Command>, token: Token) {
+        for (i, s) in self.streams.iter().enumerate() {
+            let Some(s) = s else { continue };
+            for rtcp in [false, true] {
+                if rtcp && !s.rtcp {
+                    continue;
+                }
+                let port = if rtcp {
+                    s.pairs[0].rtcp()
+                } else {
+                    s.pairs[0].rtp()
+                };
+                out.push_back(Command::Update {
+                    id: id(token, i, rtcp),
+                    port,
+                    leg: Leg::B,
+                    expected: None,
+                    policy: LatchPolicy::Strict,
+                    idle: if rtcp { None } else { s.idle },
+                });
+            }
+        }
     }
 
     /// Stops relaying and gives the ports back (the call is over).

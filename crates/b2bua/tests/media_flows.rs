@@ -241,3 +241,48 @@ fn no_ports_left_is_503_and_unreadable_sdp_is_488() {
     one(&out, PBX, "488", is_code(488));
     assert_eq!(net.shard.media_pairs_in_use(), 0);
 }
+
+#[test]
+fn failover_forgets_the_failed_trunks_media_address() {
+    let config = CONFIG
+        .replace(
+            "[[route]]\nfrom = \"pbx\"\nto = [\"carrier\"]",
+            "[[trunk]]\nname = \"backup\"\noutbound.uri = \"sip:127.0.0.3:5090\"\n[[route]]\nfrom = \"pbx\"\nto = [\"carrier\", \"backup\"]",
+        );
+    let mut net = Net::with_options(&config, |o| {
+        o.media = Some(MediaSetup {
+            advertise: MEDIA_IP.parse().unwrap(),
+            pairs_by_worker: vec![vec![20000, 20002]],
+            idle_timeout: IDLE,
+            hold_timeout: HOLD,
+        });
+    });
+    let out = net.send(PBX, &pbx_invite("call-m6", "12125551234"));
+    let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    // Early media from the carrier, then it fails.
+    net.send(
+        CARRIER,
+        &answer(&inv, 183, "c1", "127.0.0.2:5080", &[], CARRIER_SDP),
+    );
+    commands(&mut net);
+    let out = net.send(CARRIER, &answer(&inv, 503, "c1", "127.0.0.2:5080", &[], ""));
+    let b_inv = one(&out, BACKUP, "INVITE to the backup", is_req("INVITE")).clone();
+    let cmds = commands(&mut net);
+    assert!(
+        cmds.iter().any(|c| matches!(
+            c,
+            Command::Update {
+                leg: Leg::B,
+                expected: None,
+                ..
+            }
+        )),
+        "the carrier's address is forgotten: {cmds:?}"
+    );
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::Open { .. })),
+        "same ports"
+    );
+    // The backup gets the same anchored offer (same ports facing leg B).
+    assert_eq!(b_inv.body(), inv.body());
+}
