@@ -286,3 +286,55 @@ fn failover_forgets_the_failed_trunks_media_address() {
     // The backup gets the same anchored offer (same ports facing leg B).
     assert_eq!(b_inv.body(), inv.body());
 }
+
+#[test]
+fn calls_take_the_whole_range_and_give_it_all_back() {
+    // 20 pairs: 10 calls of one stream (a pair facing each leg) fill the range.
+    let pairs: Vec<u16> = (0..20).map(|i| 20000 + 2 * i).collect();
+    let mut net = net(&pairs);
+    let mut calls = Vec::new();
+    for i in 0..10 {
+        let cid = format!("call-r{i}");
+        let out = net.send(PBX, &pbx_invite(&cid, "12125551234"));
+        let inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+        let out = net.send(
+            CARRIER,
+            &answer(
+                &inv,
+                200,
+                &format!("c{i}"),
+                "127.0.0.2:5080",
+                &[],
+                CARRIER_SDP,
+            ),
+        );
+        let ok = one(&out, PBX, "200", is_code(200)).clone();
+        net.send(
+            PBX,
+            &in_dialog("ACK", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 10, true, ""),
+        );
+        calls.push(ok);
+    }
+    assert_eq!(net.shard.media_pairs_in_use(), 20);
+    let out = net.send(PBX, &pbx_invite("call-r-extra", "12125551234"));
+    one(&out, PBX, "503 when the range is full", is_code(503));
+    for ok in &calls {
+        net.send(
+            PBX,
+            &in_dialog("BYE", "sip:sbcd@127.0.0.1:5060", PBX, ok, 11, true, ""),
+        );
+    }
+    assert_eq!(net.shard.media_pairs_in_use(), 0, "every pair back");
+    let closes = commands(&mut net)
+        .iter()
+        .filter(|c| matches!(c, Command::Close { .. }))
+        .count();
+    assert_eq!(closes, 20, "RTP and RTCP of each call closed");
+    let out = net.send(PBX, &pbx_invite("call-r-again", "12125551234"));
+    one(
+        &out,
+        CARRIER,
+        "a new call gets ports again",
+        is_req("INVITE"),
+    );
+}
