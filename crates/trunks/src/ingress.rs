@@ -157,15 +157,8 @@ impl Bucket {
             .unwrap_or(0)
             .min(buf.len());
         while len < want {
-            let (b, used) = match user.get(i..) {
-                Some([b'%', h, l, ..]) => {
-                    match ((*h as char).to_digit(16), (*l as char).to_digit(16)) {
-                        (Some(h), Some(l)) => ((h << 4 | l) as u8, 3),
-                        _ => (b'%', 1),
-                    }
-                }
-                Some([c, ..]) => (*c, 1),
-                _ => break,
+            let Some((b, used)) = user.get(i..).and_then(first_char) else {
+                break;
             };
             buf[len] = b;
             len += 1;
@@ -378,19 +371,25 @@ impl Ingress {
     }
 }
 
+/// The first character of a URI user part with `%XX` decoded, and the bytes it took (a `%`
+/// not followed by two hex digits stands for itself).
+fn first_char(s: &[u8]) -> Option<(u8, usize)> {
+    match s {
+        [b'%', h, l, ..] => match ((*h as char).to_digit(16), (*l as char).to_digit(16)) {
+            (Some(h), Some(l)) => Some(((h << 4 | l) as u8, 3)),
+            _ => Some((b'%', 1)),
+        },
+        [c, ..] => Some((*c, 1)),
+        [] => None,
+    }
+}
+
 /// How many bytes of `user` (as written, `%XX` escapes allowed: `#` must travel as `%23` in a
 /// SIP URI, RFC 3261 §25.1, though many carriers send it raw) spell `prefix`.
 fn strip_prefix_len(user: &[u8], prefix: &[u8]) -> Option<usize> {
     let mut i = 0;
     for &want in prefix {
-        let (got, used) = match user.get(i..)? {
-            [b'%', h, l, ..] => {
-                let v = (*h as char).to_digit(16)? << 4 | (*l as char).to_digit(16)?;
-                (u8::try_from(v).ok()?, 3)
-            }
-            [c, ..] => (*c, 1),
-            [] => return None,
-        };
+        let (got, used) = user.get(i..).and_then(first_char)?;
         if got != want {
             return None;
         }
