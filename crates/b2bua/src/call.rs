@@ -278,6 +278,19 @@ pub(crate) struct Call {
     media: CallMedia,
 }
 
+fn trunk_on(from: TrunkId, to: Option<TrunkId>, side: Side) -> Option<TrunkId> {
+    match side {
+        Side::A => Some(from),
+        Side::B => to,
+    }
+}
+
+/// The name of `trunk`'s `outbound.header`, if it has one.
+fn header_name(routing: &Routing, trunk: Option<TrunkId>) -> Option<&[u8]> {
+    let h = routing.config.trunk(trunk?).outbound.header.as_ref()?;
+    Some(h.name.as_bytes())
+}
+
 /// `<sip:x@h>;p` -> `sip:x@h` (a name-addr's URI).
 fn strip_angle(name_addr: &[u8]) -> &[u8] {
     match (
@@ -633,9 +646,8 @@ impl Call {
     ) -> Vec<u16> {
         let token = self.token.pack(id);
         let mut tu = Vec::new();
-        let side = self.clients.iter().find(|c| c.id == id).map(|c| c.side);
-        let routing = Arc::clone(&self.routing);
-        let header = side.and_then(|s| self.trunk_header_name(&routing, s));
+        let (from_trunk, to_trunk) = (self.from_trunk, self.to_trunk);
+        let routing = &self.routing;
         let Some(c) = self.clients.iter_mut().find(|c| c.id == id) else {
             return tu;
         };
@@ -645,6 +657,8 @@ impl Call {
                 None => break,
                 Some(Output::Transmit) => ctx.send(c.request.clone(), c.peer, token),
                 Some(Output::Ack) => {
+                    let trunk = trunk_on(from_trunk, to_trunk, c.side);
+                    let header = header_name(routing, trunk);
                     if let Some(ack) = msg.and_then(|m| build_non2xx_ack(&c.request, m, header)) {
                         ctx.send(ack, c.peer, token);
                     }
@@ -686,10 +700,7 @@ impl Call {
     /// How the relay may latch the media of the leg on `side`: its trunk's
     /// `media.latch_any_secs`, else strictly to the SDP's IP address.
     fn latch_policy(&self, side: Side) -> LatchPolicy {
-        let trunk = match side {
-            Side::A => Some(self.from_trunk),
-            Side::B => self.to_trunk,
-        };
+        let trunk = self.trunk_of(side);
         trunk
             .and_then(|t| self.routing.config.trunk(t).media.latch_any)
             .map_or(LatchPolicy::Strict, LatchPolicy::AnySource)
@@ -708,14 +719,9 @@ impl Call {
         self.end(ctx, CallResult::MediaTimeout);
     }
 
-    /// The name of the `outbound.header` of the trunk on `side`, if it has one.
-    fn trunk_header_name<'r>(&self, routing: &'r Routing, side: Side) -> Option<&'r [u8]> {
-        let trunk = match side {
-            Side::A => Some(self.from_trunk),
-            Side::B => self.to_trunk,
-        }?;
-        let h = routing.config.trunk(trunk).outbound.header.as_ref()?;
-        Some(h.name.as_bytes())
+    /// The trunk of the leg on `side`: the caller's, or the one being tried or answered.
+    fn trunk_of(&self, side: Side) -> Option<TrunkId> {
+        trunk_on(self.from_trunk, self.to_trunk, side)
     }
 
     fn forget_done_clients(&mut self) {
@@ -783,10 +789,7 @@ impl Call {
         let body = anchored
             .as_deref()
             .unwrap_or_else(|| relayed.map_or(&[][..], |m| m.body));
-        let trunk = match side {
-            Side::A => Some(self.from_trunk),
-            Side::B => self.to_trunk,
-        };
+        let trunk = trunk_on(self.from_trunk, self.to_trunk, side);
         let tc = trunk.map(|t| self.routing.config.trunk(t));
         // The trunk's header goes on every request to it, ACK and CANCEL included.
         if let Some(h) = tc.and_then(|t| t.outbound.header.as_ref()) {
@@ -1142,7 +1145,7 @@ impl Call {
         c.cancel_pending = false;
         let side = c.side;
         let routing = Arc::clone(&self.routing);
-        let header = self.trunk_header_name(&routing, side);
+        let header = header_name(&routing, self.trunk_of(side));
         let Some(c) = self.client(id) else {
             return;
         };
@@ -1311,10 +1314,7 @@ impl Call {
             (c.side, c.method, c.purpose, c.auth_tries, c.had_credentials);
         let (peer, had_offer, old) = (c.peer, c.had_offer, c.request.clone());
         let routing = Arc::clone(&self.routing);
-        let trunk = match side {
-            Side::A => Some(self.from_trunk),
-            Side::B => self.to_trunk,
-        };
+        let trunk = self.trunk_of(side);
         let Some(creds) = trunk.and_then(|t| routing.config.trunk(t).outbound.auth.as_ref()) else {
             return Err(auth::NoAnswer::NoCredentials);
         };
@@ -1427,11 +1427,7 @@ impl Call {
     /// Logs and counts a challenge sbcd does not answer.
     fn challenge_failed(&mut self, ctx: &mut Ctx, id: u16, why: auth::NoAnswer) {
         let side = self.clients.iter().find(|c| c.id == id).map(|c| c.side);
-        let trunk = match side {
-            Some(Side::A) => Some(self.from_trunk),
-            Some(Side::B) => self.to_trunk,
-            None => None,
-        };
+        let trunk = side.and_then(|s| self.trunk_of(s));
         let name = trunk.map(|t| self.routing.config.trunk(t).name.clone());
         debug!(
             trunk = name.as_deref().unwrap_or("-"),
