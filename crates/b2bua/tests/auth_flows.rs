@@ -12,20 +12,12 @@ use std::time::Duration;
 use b2bua::Event;
 use common::*;
 use sip_codec::{Challenge, HeaderKind};
-use trunks::answer::{self, challenge};
+use trunks::answer::challenge;
 use trunks::digest::Algorithm;
 use trunks::nonce::{NonceCounts, Nonces};
 use trunks::verify::{verify, Check, UriPolicy, Verdict};
 
 const CONFIG: &str = r#"
-[sip]
-listen = ["udp:127.0.0.1:5060"]
-[media]
-listen = "127.0.0.1"
-port_min = 20000
-port_max = 20099
-[admin]
-listen = "127.0.0.1:9060"
 [[trunk]]
 name = "pbx"
 inbound.allow = ["127.0.0.1/32"]
@@ -109,17 +101,8 @@ impl Registrar {
 
 /// The PBX's credentials for a challenge sbcd sent, as a client that sends `sip:host:port`.
 fn pbx_credentials(challenge_401: &Sent, kind: HeaderKind, password: &str, nc: u32) -> String {
-    let value = challenge_401.header(kind).expect("a challenge");
-    let c = Challenge::parse(value.as_bytes(), kind).unwrap();
-    let req = answer::Request {
-        method: b"INVITE",
-        uri: b"sip:127.0.0.1:5060",
-        cnonce: b"pbxcnonce",
-        nc,
-        realm_override: None,
-        body: b"",
-    };
-    String::from_utf8(answer::answer(&c, b"pbx1", password.as_bytes(), &req).unwrap()).unwrap()
+    let uri = "sip:127.0.0.1:5060";
+    credentials(challenge_401, kind, "pbx1", password, "INVITE", uri, nc)
 }
 
 fn with_header(msg: &[u8], name: &str, value: &str, cseq: u32, branch: &str) -> Vec<u8> {
@@ -412,19 +395,16 @@ fn qop_auth_credentials_verify_and_nc_counts_up_on_the_bye() {
         out.iter().all(|s| s.to != addr(CARRIER)),
         "the call stays up: {out:#?}"
     );
-    let creds = {
-        let value = ch.header(HeaderKind::ProxyAuthenticate).unwrap();
-        let c = Challenge::parse(value.as_bytes(), HeaderKind::ProxyAuthenticate).unwrap();
-        let req = answer::Request {
-            method: b"BYE",
-            uri: b"sip:sbcd@127.0.0.1:5060",
-            cnonce: b"x",
-            nc: 1,
-            realm_override: None,
-            body: b"",
-        };
-        String::from_utf8(answer::answer(&c, b"pbx1", b"pw1", &req).unwrap()).unwrap()
-    };
+    let kind = HeaderKind::ProxyAuthenticate;
+    let creds = credentials(
+        &ch,
+        kind,
+        "pbx1",
+        "pw1",
+        "BYE",
+        "sip:sbcd@127.0.0.1:5060",
+        1,
+    );
     let bye = String::from_utf8(in_dialog(
         "BYE",
         "sip:sbcd@127.0.0.1:5060",
@@ -638,14 +618,6 @@ fn tech_prefix_and_auth_header_from_the_carrier() {
 }
 
 const REINVITE_CONFIG: &str = r#"
-[sip]
-listen = ["udp:127.0.0.1:5060"]
-[media]
-listen = "127.0.0.1"
-port_min = 20000
-port_max = 20099
-[admin]
-listen = "127.0.0.1:9060"
 [[trunk]]
 name = "pbx"
 inbound.allow = ["127.0.0.1/32"]

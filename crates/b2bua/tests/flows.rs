@@ -10,14 +10,6 @@ use common::*;
 use sip_codec::HeaderKind;
 
 const CONFIG: &str = r#"
-[sip]
-listen = ["udp:127.0.0.1:5060"]
-[media]
-listen = "127.0.0.1"
-port_min = 20000
-port_max = 20099
-[admin]
-listen = "127.0.0.1:9060"
 [[trunk]]
 name = "pbx"
 inbound.allow = ["127.0.0.1/32"]

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,14 +15,6 @@ use trunks::register::Phase;
 const REGISTRAR: &str = "127.0.0.2:5080";
 
 const CONFIG: &str = r#"
-[sip]
-listen = ["udp:127.0.0.1:5060"]
-[media]
-listen = "127.0.0.1"
-port_min = 20000
-port_max = 20099
-[admin]
-listen = "127.0.0.1:9060"
 [[trunk]]
 name = "pbx"
 inbound.allow = ["127.0.0.1/32"]
@@ -169,7 +160,7 @@ fn a_trunk_removed_by_reload_is_unregistered() {
     let without = CONFIG
         .replace("outbound.register = { expires_secs = 300 }\n", "")
         .replace("[[route]]\nfrom = \"reg\"\nto = [\"pbx\"]\n", "");
-    let config = sbc_config::load_str(&without, Path::new(".")).unwrap();
+    let config = load(&without);
     let shared = Arc::new(trunks::Shared::new([7; 32], Instant::now()));
     net.shard
         .set_routing(Arc::new(Routing::new(config, shared, |_, _, _| Vec::new())));
@@ -185,14 +176,6 @@ fn a_trunk_removed_by_reload_is_unregistered() {
 }
 
 const PBX_REG_CONFIG: &str = r#"
-[sip]
-listen = ["udp:127.0.0.1:5060"]
-[media]
-listen = "127.0.0.1"
-port_min = 20000
-port_max = 20099
-[admin]
-listen = "127.0.0.1:9060"
 [[trunk]]
 name = "office"
 inbound.digest = { realm = "sbc.test", challenge = 401, users = [{ username = "pbx1", password = "pw1" }] }
@@ -245,23 +228,8 @@ fn a_pbx_registers_and_receives_calls_at_its_nat_address() {
         "{}",
         ch.text
     );
-    let value = ch.header(HeaderKind::WwwAuthenticate).unwrap();
-    let c = Challenge::parse(value.as_bytes(), HeaderKind::WwwAuthenticate).unwrap();
-    let creds = trunks::answer::answer(
-        &c,
-        b"pbx1",
-        b"pw1",
-        &trunks::answer::Request {
-            method: b"REGISTER",
-            uri: b"sip:127.0.0.1:5060",
-            cnonce: b"c",
-            nc: 1,
-            realm_override: None,
-            body: b"",
-        },
-    )
-    .unwrap();
-    let creds = String::from_utf8(creds).unwrap();
+    let www = HeaderKind::WwwAuthenticate;
+    let creds = credentials(&ch, www, "pbx1", "pw1", "REGISTER", "sip:127.0.0.1:5060", 1);
     let reg = pbx_register(2, "r2", Some(&creds));
     let out = net.send(PBX_PUBLIC, &reg);
     let ok = one(&out, PBX_PUBLIC, "200", is_code(200)).clone();
@@ -292,24 +260,16 @@ fn a_pbx_registers_and_receives_calls_at_its_nat_address() {
     );
 
     // A wrong password: 403, no binding change.
-    let bad = trunks::answer::answer(
-        &c,
-        b"pbx1",
-        b"nope",
-        &trunks::answer::Request {
-            method: b"REGISTER",
-            uri: b"sip:127.0.0.1:5060",
-            cnonce: b"c",
-            nc: 2,
-            realm_override: None,
-            body: b"",
-        },
-    )
-    .unwrap();
-    let out = net.send(
-        PBX_PUBLIC,
-        &pbx_register(3, "r3", Some(&String::from_utf8(bad).unwrap())),
+    let bad = credentials(
+        &ch,
+        www,
+        "pbx1",
+        "nope",
+        "REGISTER",
+        "sip:127.0.0.1:5060",
+        2,
     );
+    let out = net.send(PBX_PUBLIC, &pbx_register(3, "r3", Some(&bad)));
     one(&out, PBX_PUBLIC, "403", is_code(403));
 }
 
@@ -318,18 +278,8 @@ fn registered_pbx_gets_options_keepalives_at_its_nat_address() {
     let mut net = Net::with_config(PBX_REG_CONFIG);
     let out = net.send(PBX_PUBLIC, &pbx_register(1, "k1", None));
     let ch = one(&out, PBX_PUBLIC, "401", is_code(401)).clone();
-    let value = ch.header(HeaderKind::WwwAuthenticate).unwrap();
-    let c = Challenge::parse(value.as_bytes(), HeaderKind::WwwAuthenticate).unwrap();
-    let req = trunks::answer::Request {
-        method: b"REGISTER",
-        uri: b"sip:127.0.0.1:5060",
-        cnonce: b"c",
-        nc: 1,
-        realm_override: None,
-        body: b"",
-    };
-    let creds =
-        String::from_utf8(trunks::answer::answer(&c, b"pbx1", b"pw1", &req).unwrap()).unwrap();
+    let www = HeaderKind::WwwAuthenticate;
+    let creds = credentials(&ch, www, "pbx1", "pw1", "REGISTER", "sip:127.0.0.1:5060", 1);
     let out = net.send(PBX_PUBLIC, &pbx_register(2, "k2", Some(&creds)));
     one(&out, PBX_PUBLIC, "200", is_code(200));
     let out = net.advance(Duration::from_secs(31));
@@ -350,14 +300,6 @@ fn registered_pbx_gets_options_keepalives_at_its_nat_address() {
 }
 
 const PROBE_CONFIG: &str = r#"
-[sip]
-listen = ["udp:127.0.0.1:5060"]
-[media]
-listen = "127.0.0.1"
-port_min = 20000
-port_max = 20099
-[admin]
-listen = "127.0.0.1:9060"
 [[trunk]]
 name = "pbx"
 inbound.allow = ["127.0.0.1/32"]

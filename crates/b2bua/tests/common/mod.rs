@@ -10,6 +10,23 @@ use std::time::{Duration, Instant};
 use b2bua::{Event, Incoming, Locals, Routing, Shard, ShardOptions, Transmit, Transport};
 use sip_codec::{HeaderKind, Message, StartLine, Writer, EMPTY_HEADER};
 
+/// `[sip]`, `[media]` and `[admin]` of every flow test: sbcd on udp 127.0.0.1:5060.
+pub const SECTIONS: &str = r#"
+[sip]
+listen = ["udp:127.0.0.1:5060"]
+[media]
+listen = "127.0.0.1"
+port_min = 20000
+port_max = 20099
+[admin]
+listen = "127.0.0.1:9060"
+"#;
+
+/// The configuration of `trunks` after [`SECTIONS`].
+pub fn load(trunks: &str) -> sbc_config::Config {
+    sbc_config::load_str(&format!("{SECTIONS}{trunks}"), Path::new(".")).expect("test config")
+}
+
 pub const SBC: &str = "127.0.0.1:5060";
 pub const PBX: &str = "127.0.0.1:5070";
 pub const CARRIER: &str = "127.0.0.2:5080";
@@ -26,13 +43,14 @@ pub struct Net {
 }
 
 impl Net {
-    pub fn with_config(toml: &str) -> Self {
-        Self::with_options(toml, |_| {})
+    /// A shard with `trunks` (the `[[trunk]]` and `[[route]]` tables; [`SECTIONS`] come first).
+    pub fn with_config(trunks: &str) -> Self {
+        Self::with_options(trunks, |_| {})
     }
 
-    /// A shard with `toml` and options changed by `edit` (media anchoring, …).
-    pub fn with_options(toml: &str, edit: impl FnOnce(&mut ShardOptions)) -> Self {
-        let config = sbc_config::load_str(toml, Path::new(".")).expect("test config");
+    /// [`Net::with_config`] with options changed by `edit` (media anchoring, …).
+    pub fn with_options(trunks: &str, edit: impl FnOnce(&mut ShardOptions)) -> Self {
+        let config = load(trunks);
         let shared = Arc::new(trunks::Shared::new([7; 32], Instant::now()));
         let routing = Arc::new(Routing::new(config, shared, |_, _, _| Vec::new()));
         let locals = Locals::new(&[(Transport::Udp, addr(SBC))], None);
@@ -84,6 +102,30 @@ impl Net {
     pub fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.shard.poll_event()).collect()
     }
+}
+
+/// The credentials a client sends for the challenge (header `kind`) in response `resp`.
+pub fn credentials(
+    resp: &Sent,
+    kind: HeaderKind,
+    user: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    let value = resp.header(kind).expect("a challenge");
+    let c = sip_codec::Challenge::parse(value.as_bytes(), kind).unwrap();
+    let req = trunks::answer::Request {
+        method: method.as_bytes(),
+        uri: uri.as_bytes(),
+        cnonce: b"c0ffee",
+        nc,
+        realm_override: None,
+        body: b"",
+    };
+    let v = trunks::answer::answer(&c, user.as_bytes(), password.as_bytes(), &req).unwrap();
+    String::from_utf8(v).unwrap()
 }
 
 /// One message sbcd sent.
