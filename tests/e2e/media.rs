@@ -25,6 +25,8 @@ use crate::{finish, leg_checks};
 const STRANGER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 /// RTP packets per direction and step.
 const PACKETS: u16 = 200;
+/// Bytes of every RTP packet the test sends (12-byte header, 160 bytes of PCMU).
+const RTP_LEN: usize = 172;
 /// How long a SIPp waits for the port file's counterpart, and a flow for its packets.
 const WAIT: Duration = Duration::from_secs(10);
 const ARRIVAL: Duration = Duration::from_secs(3);
@@ -439,10 +441,174 @@ fn media_rtp_both_ways() {
         }
         Err(e) => problems.push(e),
     }
-    let (pbx, carrier, problems) = end_call(&topo, call, rtp, (1, 1), problems);
+    let (pbx, carrier, mut problems) = end_call(&topo, call, rtp, (1, 1), problems);
+    check(&mut problems, call_counters(&sbcd, u64::from(PACKETS)));
     finish(
         &mut sbcd,
-        "RTP both ways through sbcd, byte for byte, SDP naming only sbcd",
+        "RTP both ways through sbcd, byte for byte, SDP naming only sbcd, counted per call",
+        &[&pbx, &carrier],
+        &problems,
+    );
+}
+
+/// After a call that carried `packets` RTP packets each way: the call's counters in sbcd's log
+/// (one line at its end) and in the per-trunk metrics, and the relay's own counters.
+fn call_counters(sbcd: &Sbcd, packets: u64) -> Result<(), String> {
+    // The relay reports a closed call's counters within a tick; the metrics of its live
+    // counters are published once a second.
+    let mut last = String::new();
+    let want = [
+        ("pbx", "received"),
+        ("pbx", "sent"),
+        ("carrier", "received"),
+        ("carrier", "sent"),
+    ];
+    let ok = util::wait_until(Duration::from_secs(5), || {
+        last = sbcd.metrics().unwrap_or_else(|e| e);
+        want.iter().all(|(trunk, direction)| {
+            let labels = [("trunk", *trunk), ("direction", *direction)];
+            util::metric(&last, "sbc_trunk_rtp_packets_total", &labels) == Some(packets as f64)
+        }) && util::metric(&last, "sbc_rtp_packets_forwarded_total", &[])
+            == Some(2.0 * packets as f64)
+    });
+    if !ok {
+        let lines: Vec<&str> = last.lines().filter(|l| l.starts_with("sbc_")).collect();
+        return Err(format!(
+            "per-trunk RTP counters: expected {packets} packets received and sent for pbx and carrier, \
+             {} forwarded in all; /metrics says:\n{}",
+            2 * packets,
+            lines.join("\n")
+        ));
+    }
+    let bytes = util::metric(
+        &last,
+        "sbc_trunk_rtp_bytes_total",
+        &[("trunk", "pbx"), ("direction", "received")],
+    );
+    if bytes != Some((packets * RTP_LEN as u64) as f64) {
+        return Err(format!("sbc_trunk_rtp_bytes_total{{trunk=pbx,direction=received}} = {bytes:?}, expected {} ({packets} x {RTP_LEN} bytes)", packets * RTP_LEN as u64));
+    }
+    let log = sbcd.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("call media ended"))
+        .ok_or("no `call media ended` line in sbcd's log")?;
+    for field in [
+        "trunk_a=pbx".to_owned(),
+        "trunk_b=carrier".to_owned(),
+        format!("a_packets={packets}"),
+        format!("b_packets={packets}"),
+        "dropped=0".to_owned(),
+    ] {
+        if !line.contains(&field) {
+            return Err(format!("`{field}` missing from sbcd's log line: {line}"));
+        }
+    }
+    Ok(())
+}
+
+/// SIPp's own media engine on both sides: the PBX plays one second of PCMU with `rtp_stream`
+/// (50 packets), the carrier's SIPp echoes every packet (`-rtp_echo`); sbcd forwards all of
+/// them both ways, and its per-call counters and metrics say so.
+#[test]
+fn media_sipp_rtp_stream() {
+    let _serial = serial();
+    let topo = Topology::new("media_sipp_rtp_stream", Options::default());
+    let mut sbcd = Sbcd::start(&topo);
+    // 8,000 bytes of PCMU: 50 packets of 20 ms. A slow ramp over the mu-law code space.
+    let audio = topo.dir.file("tone-1s.pcmu");
+    let samples: Vec<u8> = (0..8000u32).map(|i| (i % 256) as u8 ^ 0x55).collect();
+    std::fs::write(&audio, samples).expect("write the audio file");
+    let template = read_lossy(&util::scenario("uac_rtp_stream.xml"));
+    let uac = topo.dir.file("uac_rtp_stream.xml");
+    std::fs::write(
+        &uac,
+        template.replace("@RTP_FILE@", &audio.display().to_string()),
+    )
+    .expect("write the scenario copy");
+    let echo_port = free_port(IpAddr::V4(CARRIER_IP));
+    let carrier = topo
+        .carrier_uas("uas_basic.xml")
+        .args(&["-rtp_echo", "-mp", &echo_port.to_string()])
+        .spawn(&topo.dir);
+    let pbx = topo
+        .pbx_uac(&uac.display().to_string())
+        .args(&["-d", "2500"])
+        .spawn(&topo.dir);
+    let pbx = pbx.wait();
+    let carrier = carrier.wait_for(Duration::from_secs(5));
+    let mut problems = leg_checks(&pbx, &carrier, &Expect::default());
+    check(&mut problems, call_counters(&sbcd, 50));
+    finish(
+        &mut sbcd,
+        "SIPp rtp_stream -> sbcd -> SIPp rtp_echo -> sbcd -> SIPp: 50 packets each way",
+        &[&pbx, &carrier],
+        &problems,
+    );
+}
+
+/// Early media: the callee answers 183 with SDP and rings for 3 s; RTP flows both ways before
+/// the 200 (which keeps the same ports), and after it.
+#[test]
+fn media_early() {
+    let _serial = serial();
+    let topo = Topology::new("media_early", Options::default());
+    let mut sbcd = Sbcd::start(&topo);
+    let (pbx_sock, pbx_media) = bind(PBX_IP);
+    let (carrier_sock, carrier_media) = bind(CARRIER_IP);
+    let rtp = (pbx_media.port(), carrier_media.port());
+    let answered = topo.dir.file("pbx-answered");
+    let call = start_call(
+        &topo,
+        ("uac_media_early.xml", "uas_media_early.xml"),
+        rtp,
+        Duration::from_secs(2),
+        &[
+            "-set".to_owned(),
+            "answered".to_owned(),
+            answered.display().to_string(),
+        ],
+    );
+    let mut problems = Vec::new();
+    match ports(&call) {
+        Ok(ports) => {
+            let mut m = Media::new(pbx_sock, carrier_sock, ports);
+            // The carrier's announcement first (the usual direction of early media), then the
+            // caller's media (DTMF to an IVR before the answer).
+            check(
+                &mut problems,
+                m.carrier_to_pbx("during the 183, before the 200"),
+            );
+            check(
+                &mut problems,
+                m.pbx_to_carrier("during the 183, before the 200"),
+            );
+            if answered.exists() {
+                problems.push(
+                    "HARNESS PROBLEM: the 200 reached the PBX before the early media was checked \
+                     (the callee rings 3 s): nothing shows the media flowed before the answer"
+                        .to_owned(),
+                );
+            }
+            match wait_port(&answered, "the PBX (its 200)") {
+                Ok(p) if p == ports.0.port() => {
+                    check(&mut problems, m.carrier_to_pbx("after the 200"));
+                    check(&mut problems, m.pbx_to_carrier("after the 200"));
+                }
+                Ok(p) => problems.push(format!(
+                    "the 200's SDP names sbcd's port {p}, the 183's named {}: the answer moved \
+                     the media",
+                    ports.0.port()
+                )),
+                Err(e) => problems.push(e),
+            }
+        }
+        Err(e) => problems.push(e),
+    }
+    let (pbx, carrier, problems) = end_call(&topo, call, rtp, (2, 1), problems);
+    finish(
+        &mut sbcd,
+        "early media (183 with SDP) both ways before the answer, and after it",
         &[&pbx, &carrier],
         &problems,
     );
@@ -721,24 +887,35 @@ fn media_scenarios_run_direct() {
     let _serial = serial();
     let dir = TestDir::new("media_scenarios_run_direct");
     let mut failures = Vec::new();
-    for (uac, uas, uac_extra) in [
-        ("uac_media.xml", "uas_media.xml", false),
-        ("uac_media_hold.xml", "uas_media_hold.xml", true),
-    ] {
+    // Per pair: the caller's extra file variables (index into `files`).
+    type FileVars = &'static [(&'static str, usize)];
+    let pairs: [(&str, &str, FileVars); 3] = [
+        ("uac_media.xml", "uas_media.xml", &[]),
+        (
+            "uac_media_hold.xml",
+            "uas_media_hold.xml",
+            &[("holdfile", 2), ("resumefile", 3)],
+        ),
+        (
+            "uac_media_early.xml",
+            "uas_media_early.xml",
+            &[("answered", 4)],
+        ),
+    ];
+    for (uac, uas, extra) in pairs {
         let v4 = |ip: Ipv4Addr| SocketAddr::new(IpAddr::V4(ip), free_port(IpAddr::V4(ip)));
         let (caller_addr, callee_addr) = (v4(PBX_IP), v4(CARRIER_IP));
         let (pbx_rtp, carrier_rtp) = (40_000 + caller_addr.port() % 20_000, 9);
-        let files = ["pbx", "carrier", "held", "resumed"].map(|f| dir.file(&format!("{uac}-{f}")));
+        let files = ["pbx", "carrier", "held", "resumed", "answered"]
+            .map(|f| dir.file(&format!("{uac}-{f}")));
         let mut caller_args = vec!["-d".to_owned(), "300".to_owned()];
         caller_args.extend(media_args("pbx_rtp", pbx_rtp, &files[0]));
-        if uac_extra {
-            for (var, file) in [("holdfile", &files[2]), ("resumefile", &files[3])] {
-                caller_args.extend([
-                    "-set".to_owned(),
-                    var.to_owned(),
-                    file.display().to_string(),
-                ]);
-            }
+        for (var, file) in extra {
+            caller_args.extend([
+                "-set".to_owned(),
+                (*var).to_owned(),
+                files[*file].display().to_string(),
+            ]);
         }
         let callee = Sipp::uas(&format!("callee-{uas}"), uas, callee_addr)
             .timeout(Duration::from_secs(15))
@@ -751,9 +928,7 @@ fn media_scenarios_run_direct() {
         let mut problems = sip_rules(&caller);
         problems.extend(sip_rules(callee));
         let mut expect = vec![(&files[0], carrier_rtp), (&files[1], pbx_rtp)];
-        if uac_extra {
-            expect.extend([(&files[2], carrier_rtp), (&files[3], carrier_rtp)]);
-        }
+        expect.extend(extra.iter().map(|(_, f)| (&files[*f], carrier_rtp)));
         for (file, port) in expect {
             match wait_port(file, "a SIPp") {
                 Ok(p) if p == port => {}

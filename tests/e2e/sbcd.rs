@@ -369,6 +369,7 @@ pub(crate) struct Sbcd {
     child: Child,
     pub(crate) config: PathBuf,
     log: PathBuf,
+    admin: SocketAddr,
 }
 
 impl Sbcd {
@@ -395,7 +396,12 @@ impl Sbcd {
             .stderr(Stdio::from(err));
         clean_env(&mut cmd);
         let child = cmd.spawn().expect("spawn sbcd");
-        let mut sbcd = Self { child, config, log };
+        let mut sbcd = Self {
+            child,
+            config,
+            log,
+            admin: topo.admin,
+        };
         sbcd.wait_ready(topo);
         sbcd
     }
@@ -455,6 +461,19 @@ impl Sbcd {
             .stderr(Stdio::null())
             .status();
         util::wait_child(&mut self.child, limit)
+    }
+
+    /// `GET /metrics` from the admin listener.
+    pub(crate) fn metrics(&self) -> Result<String, String> {
+        match util::http_get(self.admin, "/metrics")? {
+            (200, body) => Ok(body),
+            (code, body) => Err(format!("GET /metrics: {code} {body}")),
+        }
+    }
+
+    /// sbcd's whole log so far.
+    pub(crate) fn log(&self) -> String {
+        read_lossy(&self.log)
     }
 
     /// The tail of sbcd's log, for failure messages.

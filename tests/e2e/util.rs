@@ -179,3 +179,40 @@ pub(crate) fn host_port(addr: SocketAddr) -> String {
         IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
     }
 }
+
+/// `GET path` over HTTP/1.0 from the admin listener at `addr`: the status code and the body.
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let limit = Duration::from_secs(2);
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, limit)
+        .map_err(|e| format!("connect to the admin listener {addr}: {e}"))?;
+    conn.set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
+        .map_err(|e| format!("GET {path} from {addr}: {e}"))?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)
+        .map_err(|e| format!("GET {path} from {addr}: reading: {e}"))?;
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("GET {path} from {addr}: no status line in {reply:?}"))?;
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_owned()))
+}
+
+/// The value of the Prometheus sample `name` whose labels include every `labels` pair.
+pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (set, value) = match rest.strip_prefix('{') {
+            Some(r) => r.split_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        labels
+            .iter()
+            .all(|(k, v)| set.split(',').any(|p| p == format!("{k}=\"{v}\"")))
+            .then(|| value.trim().parse().ok())?
+    })
+}

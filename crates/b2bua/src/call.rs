@@ -417,7 +417,9 @@ impl Call {
                     msg.body,
                 );
                 if let Err(e) = r {
-                    call.media.close(pools, &mut ctx.media_out, call.token);
+                    let trunks = call.media_trunks();
+                    call.media
+                        .close(pools, &mut ctx.media_out, call.token, trunks);
                     return Err(match e {
                         MediaError::Unreadable => 488,
                         MediaError::Exhausted => 503,
@@ -699,6 +701,14 @@ impl Call {
 
     /// How the relay may latch the media of the leg on `side`: its trunk's
     /// `media.latch_any_secs`, else strictly to the SDP's IP address.
+    /// The names of leg A's and leg B's trunks (media counters are summed per trunk).
+    fn media_trunks(&self) -> [Option<String>; 2] {
+        [Side::A, Side::B].map(|side| {
+            self.trunk_of(side)
+                .map(|t| self.routing.config.trunk(t).name.clone())
+        })
+    }
+
     fn latch_policy(&self, side: Side) -> LatchPolicy {
         let trunk = self.trunk_of(side);
         trunk
@@ -1053,7 +1063,9 @@ impl Call {
     fn end(&mut self, ctx: &mut Ctx, result: CallResult) {
         self.phase = Phase::Ended;
         if let Some(pools) = ctx.media.as_mut() {
-            self.media.close(pools, &mut ctx.media_out, self.token);
+            let trunks = self.media_trunks();
+            self.media
+                .close(pools, &mut ctx.media_out, self.token, trunks);
         }
         if self.result.is_none() {
             self.result = Some(result);

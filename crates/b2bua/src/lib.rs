@@ -39,7 +39,7 @@ mod shard;
 use std::net::SocketAddr;
 
 pub use ids::Side;
-pub use media::MediaSetup;
+pub use media::{MediaSetup, MediaTotals};
 pub use routing::{Locals, Routing};
 pub use sbc_config::net::Transport;
 pub use shard::{shard_of, Shard, ShardOptions, Stats};
@@ -106,12 +106,10 @@ pub enum Event {
         /// Where it stands now.
         status: trunks::register::Status,
     },
-    /// A media component ended; what each leg sent (`sbc_rtp_packets_forwarded_total` and
-    /// friends are counted by the relay itself).
-    MediaEnded {
-        /// What leg A and leg B sent.
-        from: [rtp_relay::stats::Direction; 2],
-    },
+    /// A call's media ended: what each leg sent, over all its streams, once every relay
+    /// component reported (`sbc_trunk_rtp_packets_total` and `sbc_trunk_rtp_bytes_total`;
+    /// the relay's own live counters are `sbc_rtp_*`).
+    MediaEnded(MediaTotals),
     /// An OPTIONS probe found a trunk down, or up again.
     TrunkHealth {
         /// The trunk.

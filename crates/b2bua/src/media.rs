@@ -9,6 +9,7 @@
 //! other byte unchanged ([`sip_codec::sdp::Sdp::rewrite`]). A rejected stream (port 0) stays 0.
 //! A held stream (sendonly, inactive, or `c=0.0.0.0`) gets the longer hold timeout.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use rtp_relay::control::{Command, ComponentId};
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::ports::{PortPair, PortPool};
 use rtp_relay::session::{Endpoint, Leg};
+use rtp_relay::stats::Direction as Counters;
 use sip_codec::sdp::{Direction, Rewrite, Sdp, MAX_MEDIA};
 use sip_codec::{HeaderKind, Message};
 
@@ -42,6 +44,35 @@ pub(crate) struct MediaPools {
     next: usize,
     idle: Duration,
     hold: Duration,
+    /// Ended calls whose components have not all reported their counters, by call token.
+    ending: HashMap<u64, Tally>,
+    /// Calls closed so far (ages `ending` entries).
+    closes: u64,
+}
+
+/// Calls closed after which a call whose counters never all came back is forgotten (the relay
+/// drops events only when the control plane is overloaded).
+const TALLY_HORIZON: u64 = 4096;
+
+/// One ended call's media counters, summed over its components as they report.
+#[derive(Debug)]
+struct Tally {
+    trunks: [Option<String>; 2],
+    from: [Counters; 2],
+    streams: usize,
+    pending: usize,
+    closed_at: u64,
+}
+
+/// The media a call carried, once all its components reported ([`crate::Event::MediaEnded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaTotals {
+    /// The trunk of leg A and of leg B (None: the call never reached one).
+    pub trunks: [Option<String>; 2],
+    /// What leg A sent (forwarded to B), and what leg B sent, over all streams.
+    pub from: [Counters; 2],
+    /// `m=` lines relayed.
+    pub streams: usize,
 }
 
 impl MediaPools {
@@ -57,7 +88,58 @@ impl MediaPools {
             next: 0,
             idle: setup.idle_timeout,
             hold: setup.hold_timeout,
+            ending: HashMap::new(),
+            closes: 0,
         }
+    }
+
+    /// Waits for `components` counters of the call `token` (just closed).
+    fn expect(
+        &mut self,
+        token: Token,
+        trunks: [Option<String>; 2],
+        streams: usize,
+        components: usize,
+    ) {
+        self.closes += 1;
+        if self.ending.len() >= TALLY_HORIZON as usize {
+            let horizon = self.closes.saturating_sub(TALLY_HORIZON);
+            self.ending.retain(|_, t| t.closed_at >= horizon);
+        }
+        self.ending.insert(
+            token.pack(0),
+            Tally {
+                trunks,
+                from: [Counters::default(); 2],
+                streams,
+                pending: components,
+                closed_at: self.closes,
+            },
+        );
+    }
+
+    /// A component of an ended call reported its counters: the call's totals once it was the
+    /// last one.
+    pub(crate) fn component_closed(
+        &mut self,
+        id: ComponentId,
+        from: &[Counters; 2],
+    ) -> Option<MediaTotals> {
+        let (token, _) = Token::unpack(id);
+        let key = token.pack(0);
+        let tally = self.ending.get_mut(&key)?;
+        tally.from[0].add(&from[0]);
+        tally.from[1].add(&from[1]);
+        tally.pending = tally.pending.saturating_sub(1);
+        if tally.pending > 0 {
+            return None;
+        }
+        let t = self.ending.remove(&key)?;
+        Some(MediaTotals {
+            trunks: t.trunks,
+            from: t.from,
+            streams: t.streams,
+        })
     }
 
     /// Two pairs of one worker, taking workers in turn. None: the range is exhausted.
@@ -309,24 +391,31 @@ impl CallMedia {
         }
     }
 
-    /// Stops relaying and gives the ports back (the call is over).
+    /// Stops relaying and gives the ports back (the call is over); the components' counters
+    /// come back as the relay closes them ([`MediaPools::component_closed`]), summed under
+    /// `trunks` (leg A's and leg B's).
     pub(crate) fn close(
         &mut self,
         pools: &mut MediaPools,
         out: &mut std::collections::VecDeque<Command>,
         token: Token,
+        trunks: [Option<String>; 2],
     ) {
         if self.closed {
             return;
         }
         self.closed = true;
+        let (mut streams, mut components) = (0, 0);
         for (i, s) in self.streams.iter_mut().enumerate() {
             let Some(stream) = s.take() else { continue };
+            streams += 1;
+            components += 1;
             out.push_back(Command::Close {
                 id: id(token, i, false),
                 port: stream.pairs[0].rtp(),
             });
             if stream.rtcp {
+                components += 1;
                 out.push_back(Command::Close {
                     id: id(token, i, true),
                     port: stream.pairs[0].rtcp(),
@@ -334,6 +423,9 @@ impl CallMedia {
             }
             pools.release(stream.pairs[0]);
             pools.release(stream.pairs[1]);
+        }
+        if components > 0 {
+            pools.expect(token, trunks, streams, components);
         }
     }
 }

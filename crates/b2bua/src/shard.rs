@@ -375,21 +375,37 @@ impl Shard {
             }
             rtp_relay::control::Event::Closed { id, from } => {
                 let (t, n) = Token::unpack(*id);
-                if n % 2 == 0 {
-                    tracing::info!(
-                        call = format_args!("{:04x}{:06x}{:06x}", t.shard, t.slot, t.gen),
-                        stream = n / 2,
-                        a_packets = from[0].packets,
-                        a_bytes = from[0].bytes,
-                        b_packets = from[1].packets,
-                        b_bytes = from[1].bytes,
-                        dropped = from[0].dropped() + from[1].dropped(),
-                        "media stream ended"
-                    );
-                }
-                self.ctx.event(Event::MediaEnded {
-                    from: [from[0], from[1]],
-                });
+                let call = format_args!("{:04x}{:06x}{:06x}", t.shard, t.slot, t.gen);
+                tracing::debug!(
+                    %call,
+                    stream = n / 2,
+                    rtcp = n % 2 == 1,
+                    a_packets = from[0].packets,
+                    b_packets = from[1].packets,
+                    "media component closed"
+                );
+                let Some(totals) = self
+                    .ctx
+                    .media
+                    .as_mut()
+                    .and_then(|m| m.component_closed(*id, from))
+                else {
+                    return;
+                };
+                let [a, b] = &totals.from;
+                tracing::info!(
+                    %call,
+                    trunk_a = %totals.trunks[0].as_deref().unwrap_or("-"),
+                    trunk_b = %totals.trunks[1].as_deref().unwrap_or("-"),
+                    streams = totals.streams,
+                    a_packets = a.packets,
+                    a_bytes = a.bytes,
+                    b_packets = b.packets,
+                    b_bytes = b.bytes,
+                    dropped = a.dropped() + b.dropped(),
+                    "call media ended"
+                );
+                self.ctx.event(Event::MediaEnded(totals));
             }
         }
     }

@@ -6,11 +6,12 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use b2bua::{CallResult, Event, MediaSetup};
+use b2bua::{CallResult, Event, MediaSetup, MediaTotals};
 use common::*;
 use rtp_relay::control::Command;
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::Leg;
+use rtp_relay::stats::Direction as Counters;
 
 const CONFIG: &str = r#"
 [[trunk]]
@@ -168,6 +169,61 @@ fn sdp_is_anchored_on_both_legs_and_released_at_hangup() {
         "{cmds:?}"
     );
     assert_eq!(net.shard.media_pairs_in_use(), 0);
+
+    // The relay reports each component's counters as it closes it; the call's media totals
+    // (summed, per leg, with the trunks) come out once, after the last one.
+    let now = net.now;
+    let mut events = Vec::new();
+    let closed: Vec<u64> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            Command::Close { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    for (k, id) in closed.iter().enumerate() {
+        let mut a = Counters::default();
+        (a.packets, a.bytes, a.foreign) = (100 + k as u64, 17_200, 1);
+        let mut b = Counters::default();
+        (b.packets, b.bytes) = (50, 8_600);
+        let from = [a, b];
+        net.shard
+            .handle_media_event(now, &rtp_relay::control::Event::Closed { id: *id, from });
+        events.push(net.events());
+    }
+    assert!(
+        !events[0].iter().any(|e| matches!(e, Event::MediaEnded(_))),
+        "not before every component reported: {:?}",
+        events[0]
+    );
+    let totals: Vec<&MediaTotals> = events[1]
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaEnded(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(totals.len(), 1, "{:?}", events[1]);
+    let t = totals[0];
+    assert_eq!(t.trunks, [Some("pbx".into()), Some("carrier".into())]);
+    assert_eq!(t.streams, 1);
+    assert_eq!(
+        (t.from[0].packets, t.from[0].bytes, t.from[0].dropped()),
+        (201, 34_400, 2)
+    );
+    assert_eq!((t.from[1].packets, t.from[1].bytes), (100, 17_200));
+    // A late duplicate changes nothing.
+    net.shard.handle_media_event(
+        now,
+        &rtp_relay::control::Event::Closed {
+            id: closed[0],
+            from: [Counters::default(); 2],
+        },
+    );
+    assert!(!net
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::MediaEnded(_))));
 }
 
 #[test]

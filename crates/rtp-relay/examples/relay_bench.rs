@@ -75,7 +75,7 @@ fn main() {
         eprintln!(
             "forwarded {} dropped {}",
             relay.stats.forwarded.load(Ordering::Relaxed),
-            relay.stats.dropped.load(Ordering::Relaxed)
+            relay.stats.dropped_total()
         );
     }
 }

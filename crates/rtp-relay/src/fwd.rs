@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::control::{Command, ComponentId, Event};
 use crate::session::{Component, Leg};
+use crate::stats::Discard;
 
 /// Datagrams read or written per system call.
 pub const BATCH: usize = 32;
@@ -57,12 +58,31 @@ pub struct RelayConfig {
 pub struct RelayStats {
     /// Packets forwarded (`sbc_rtp_packets_forwarded_total`).
     pub forwarded: AtomicU64,
-    /// Packets dropped (foreign source, not RTP, no destination, no component).
-    pub dropped: AtomicU64,
+    /// Their bytes, UDP payload (`sbc_rtp_bytes_forwarded_total`).
+    pub bytes: AtomicU64,
+    /// Packets dropped, by [`Discard::index`] (`sbc_rtp_packets_dropped_total{reason}`).
+    pub dropped_by: [AtomicU64; Discard::ALL.len()],
     /// Components open (`sbc_rtp_sessions_active` counts calls' streams from it).
     pub components: AtomicU64,
     /// Events lost because the control plane did not read them in time.
     pub events_dropped: AtomicU64,
+}
+
+impl RelayStats {
+    /// Packets dropped for `reason`.
+    #[must_use]
+    pub fn dropped(&self, reason: Discard) -> u64 {
+        self.dropped_by[reason.index()].load(Ordering::Relaxed)
+    }
+
+    /// Packets dropped for any reason.
+    #[must_use]
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_by
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// The running data plane.
@@ -200,7 +220,8 @@ struct Worker {
     events: SyncSender<Event>,
     stats: Arc<RelayStats>,
     forwarded: u64,
-    dropped: u64,
+    bytes: u64,
+    dropped: [u64; Discard::ALL.len()],
     bufs: Box<[[u8; MAX_DATAGRAM]; BATCH]>,
     batch: Batch,
 }
@@ -266,7 +287,8 @@ impl Worker {
             events,
             stats,
             forwarded: 0,
-            dropped: 0,
+            bytes: 0,
+            dropped: [0; Discard::ALL.len()],
             bufs: Box::new([[0u8; MAX_DATAGRAM]; BATCH]),
             batch: Batch::new(),
         })
@@ -314,8 +336,11 @@ impl Worker {
             .forwarded
             .fetch_add(std::mem::take(&mut self.forwarded), Ordering::Relaxed);
         self.stats
-            .dropped
-            .fetch_add(std::mem::take(&mut self.dropped), Ordering::Relaxed);
+            .bytes
+            .fetch_add(std::mem::take(&mut self.bytes), Ordering::Relaxed);
+        for (total, n) in self.stats.dropped_by.iter().zip(&mut self.dropped) {
+            total.fetch_add(std::mem::take(n), Ordering::Relaxed);
+        }
     }
 
     fn emit(&self, e: Event) {
@@ -439,11 +464,11 @@ impl Worker {
             let now = Instant::now();
             let Some((ci, leg)) = self.routes[off] else {
                 // No component on this port (an ended call's stragglers): dropped.
-                self.dropped += n as u64;
+                self.dropped[Discard::NoSession.index()] += n as u64;
                 continue;
             };
             let Some(slot) = self.comps[ci].as_mut() else {
-                self.dropped += n as u64;
+                self.dropped[Discard::NoSession.index()] += n as u64;
                 continue;
             };
             let out_port = slot.ports[leg.other().index()];
@@ -451,15 +476,15 @@ impl Worker {
             for i in 0..n {
                 let len = self.batch.rx_hdrs[i].msg_len as usize;
                 let Some(src) = from_storage(&self.batch.rx_addr[i]) else {
-                    self.dropped += 1;
+                    self.dropped[Discard::Invalid.index()] += 1;
                     continue;
                 };
                 if len > MAX_DATAGRAM {
-                    self.dropped += 1;
+                    self.dropped[Discard::Invalid.index()] += 1;
                     continue;
                 }
                 match slot.comp.on_packet(now, leg, src, &self.bufs[i][..len]) {
-                    Some(dest) => {
+                    Ok(dest) => {
                         let alen = to_storage(dest, &mut self.batch.tx_addr[out]);
                         self.batch.tx_iov[out] = libc::iovec {
                             iov_base: self.bufs[i].as_mut_ptr().cast(),
@@ -472,7 +497,7 @@ impl Worker {
                         h.msg_iovlen = 1;
                         out += 1;
                     }
-                    None => self.dropped += 1,
+                    Err(why) => self.dropped[why.index()] += 1,
                 }
             }
             if out > 0 {
@@ -481,7 +506,7 @@ impl Worker {
                     .and_then(|o| self.sockets[o].as_ref().map(AsRawFd::as_raw_fd));
                 match out_fd {
                     Some(ofd) => self.send_batch(ofd, out),
-                    None => self.dropped += out as u64,
+                    None => self.dropped[Discard::NoSession.index()] += out as u64,
                 }
             }
             if n < BATCH {
@@ -537,12 +562,17 @@ impl Worker {
             if n <= 0 {
                 // EAGAIN (socket buffer full) or an error for the next datagram: it is lost,
                 // like any UDP packet; skip it and go on.
-                self.dropped += 1;
+                self.dropped[Discard::SendFailed.index()] += 1;
                 sent += 1;
                 continue;
             }
+            let done = sent + n as usize;
             self.forwarded += n as u64;
-            sent += n as usize;
+            self.bytes += self.batch.tx_iov[sent..done]
+                .iter()
+                .map(|v| v.iov_len as u64)
+                .sum::<u64>();
+            sent = done;
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::latch::{Latch, LatchPolicy, Verdict};
 use crate::packet::{classify, Packet};
-use crate::stats::Direction;
+use crate::stats::{Direction, Discard};
 
 /// A leg of the call: A, the inbound leg (the caller's side), or B, the outbound leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,36 +90,34 @@ impl Component {
     }
 
     /// A datagram arrived from `leg` at `src`: where to send it (the other leg's address), or
-    /// None to drop it. Only RTP and RTCP are relayed.
+    /// why it is dropped. Only RTP and RTCP are relayed.
     pub fn on_packet(
         &mut self,
         now: Instant,
         leg: Leg,
         src: SocketAddr,
         data: &[u8],
-    ) -> Option<SocketAddr> {
+    ) -> Result<SocketAddr, Discard> {
         let (ssrc, rtcp) = match classify(data) {
             Packet::Rtp(h) => (Some(h.ssrc), false),
             Packet::Rtcp { ssrc, .. } => (Some(ssrc), true),
             Packet::Stun | Packet::Dtls | Packet::Invalid => {
                 self.sides[leg.index()].rx.invalid += 1;
-                return None;
+                return Err(Discard::Invalid);
             }
         };
         let dest = self.sides[leg.other().index()].latch.destination();
         let side = &mut self.sides[leg.index()];
         let verdict = side.latch.on_packet(now, src, ssrc);
-        if !matches!(verdict, Verdict::Forward | Verdict::Latched) {
-            side.rx.count(verdict, data.len(), rtcp);
-            return None;
+        side.rx.count(verdict, data.len(), rtcp, dest.is_some());
+        match verdict {
+            Verdict::Forward | Verdict::Latched => {
+                side.last_rx = Some(now);
+                dest.ok_or(Discard::NoDestination)
+            }
+            Verdict::Foreign => Err(Discard::Foreign),
+            Verdict::BadSource => Err(Discard::Invalid),
         }
-        side.last_rx = Some(now);
-        if dest.is_none() {
-            side.rx.no_destination += 1;
-            return None;
-        }
-        side.rx.count(verdict, data.len(), rtcp);
-        dest
     }
 
     /// Counters of what `leg` sent.

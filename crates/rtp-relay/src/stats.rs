@@ -3,6 +3,50 @@
 
 use crate::latch::Verdict;
 
+/// Why a datagram was not forwarded (`sbc_rtp_packets_dropped_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Discard {
+    /// From a source that is not the leg's (neither its SDP address nor where it latched).
+    Foreign,
+    /// From a source no reply can go to (port 0, broadcast, multicast), or not RTP/RTCP.
+    Invalid,
+    /// The other leg has no address yet (no SDP, nothing latched).
+    NoDestination,
+    /// No call uses the port (an ended call's stragglers, a scanner).
+    NoSession,
+    /// The kernel refused the send (socket buffer full, unreachable).
+    SendFailed,
+}
+
+impl Discard {
+    /// Every reason, in the order of [`Discard::index`].
+    pub const ALL: [Self; 5] = [
+        Self::Foreign,
+        Self::Invalid,
+        Self::NoDestination,
+        Self::NoSession,
+        Self::SendFailed,
+    ];
+
+    /// The metric label.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Foreign => "foreign_source",
+            Self::Invalid => "invalid",
+            Self::NoDestination => "no_destination",
+            Self::NoSession => "no_session",
+            Self::SendFailed => "send_failed",
+        }
+    }
+
+    /// Position in [`Discard::ALL`] (for counter arrays).
+    #[must_use]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Counters of the packets one leg sent to sbcd on one stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -22,9 +66,11 @@ pub struct Direction {
 }
 
 impl Direction {
-    /// Counts a packet of `len` bytes after its latch verdict; `rtcp` says what it was.
-    pub fn count(&mut self, verdict: Verdict, len: usize, rtcp: bool) {
+    /// Counts a packet of `len` bytes after its latch verdict; `rtcp` says what it was, and
+    /// `routable` whether the other leg has an address to forward it to.
+    pub fn count(&mut self, verdict: Verdict, len: usize, rtcp: bool, routable: bool) {
         match verdict {
+            Verdict::Forward | Verdict::Latched if !routable => self.no_destination += 1,
             Verdict::Forward | Verdict::Latched => {
                 self.packets += 1;
                 self.bytes += len as u64;

@@ -265,12 +265,14 @@ fn never_to_an_address_no_reply_can_reach() {
 #[test]
 fn counters_follow_the_verdicts() {
     let mut d = Direction::default();
-    d.count(Verdict::Latched, 172, false);
-    d.count(Verdict::Forward, 172, false);
-    d.count(Verdict::Forward, 52, true);
-    d.count(Verdict::Foreign, 172, false);
-    d.count(Verdict::BadSource, 10, false);
-    d.no_destination += 1;
+    d.count(Verdict::Latched, 172, false, true);
+    d.count(Verdict::Forward, 172, false, true);
+    d.count(Verdict::Forward, 52, true, true);
+    d.count(Verdict::Foreign, 172, false, true);
+    d.count(Verdict::BadSource, 10, false, true);
+    // Accepted, but the other leg has nowhere to send it yet.
+    d.count(Verdict::Forward, 172, false, false);
+    assert_eq!((d.foreign, d.invalid, d.no_destination), (1, 1, 1));
     assert_eq!((d.packets, d.bytes, d.rtcp, d.dropped()), (3, 396, 1, 3));
     let mut sum = Direction::default();
     sum.add(&d);
@@ -281,6 +283,7 @@ fn counters_follow_the_verdicts() {
 #[test]
 fn a_component_relays_between_the_legs_and_counts() {
     use rtp_relay::session::{Component, Endpoint, Leg};
+    use rtp_relay::stats::Discard;
     let t0 = Instant::now();
     let strict = LatchPolicy::Strict;
     let mut c = Component::new(
@@ -296,30 +299,36 @@ fn a_component_relays_between_the_legs_and_counts() {
     );
     let pkt = rtp_packet(0, 1, 7, &[0x55; 160]);
     // B has sent no SDP yet (delayed offer): nowhere to go, counted.
-    assert_eq!(c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &pkt), None);
+    assert_eq!(
+        c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &pkt),
+        Err(Discard::NoDestination)
+    );
     assert_eq!(c.received_from(Leg::A).no_destination, 1);
     c.set_expected(t0, Leg::B, Some(a("198.51.100.2:6000")), strict);
     assert_eq!(
         c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &pkt),
-        Some(a("198.51.100.2:6000"))
+        Ok(a("198.51.100.2:6000"))
     );
     // B's first packet comes from another port of its IP: B is latched there, and A's packets
     // follow.
     let back = rtp_packet(8, 1, 9, &[0x11; 160]);
     assert_eq!(
         c.on_packet(t0, Leg::B, a("198.51.100.2:6002"), &back),
-        Some(a("192.0.2.1:4000"))
+        Ok(a("192.0.2.1:4000"))
     );
     assert_eq!(
         c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &pkt),
-        Some(a("198.51.100.2:6002"))
+        Ok(a("198.51.100.2:6002"))
     );
     // STUN, garbage and strangers are dropped.
     assert_eq!(
         c.on_packet(t0, Leg::A, a("192.0.2.1:4000"), &[0, 1, 0, 0]),
-        None
+        Err(Discard::Invalid)
     );
-    assert_eq!(c.on_packet(t0, Leg::A, a("203.0.113.5:4000"), &pkt), None);
+    assert_eq!(
+        c.on_packet(t0, Leg::A, a("203.0.113.5:4000"), &pkt),
+        Err(Discard::Foreign)
+    );
     let rx = c.received_from(Leg::A);
     assert_eq!(
         (

@@ -8,6 +8,7 @@ use rtp_relay::control::{Command, Event};
 use rtp_relay::fwd::{Events, Relay, RelayConfig};
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::{Endpoint, Leg};
+use rtp_relay::stats::Discard;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -85,8 +86,10 @@ fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
         b.recv_from(&mut buf).is_err(),
         "the stranger's packet was forwarded"
     );
+    // After the call, its ports take nothing.
     relay.send(Command::Close { id: 1, port: pa }).unwrap();
     let ev = events.wait(Duration::from_secs(2)).expect("closed");
+    a.send_to(&rtp(201, 0xa, 1), (LO, pa)).unwrap();
     let Event::Closed { id, from } = ev else {
         panic!("{ev:?}")
     };
@@ -94,14 +97,17 @@ fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
     assert_eq!((from[0].packets, from[0].foreign), (200, 1));
     assert_eq!(from[1].packets, 200);
     assert_eq!(from[0].bytes, 200 * 172);
+    // The shared counters are published about once a second.
     std::thread::sleep(Duration::from_millis(1100));
-    assert!(
-        relay
-            .stats
-            .forwarded
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 400
+    let s = &relay.stats;
+    assert_eq!(s.forwarded.load(std::sync::atomic::Ordering::Relaxed), 400);
+    assert_eq!(
+        s.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        400 * 172
     );
+    assert_eq!(s.dropped(Discard::Foreign), 1);
+    assert_eq!(s.dropped(Discard::NoSession), 1);
+    assert_eq!(s.dropped_total(), 2);
     relay.stop();
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use b2bua::MediaSetup;
 use rtp_relay::fwd::{Events, Relay, RelayConfig};
+use rtp_relay::stats::Discard;
 use sbc_config::Config;
 use tracing::{info, warn};
 
@@ -119,7 +120,8 @@ pub(crate) fn spawn_event_pump(
     std::thread::Builder::new()
         .name("sbcd-rtp-events".into())
         .spawn(move || {
-            let mut forwarded = 0u64;
+            let (mut forwarded, mut bytes) = (0u64, 0u64);
+            let mut dropped = [0u64; Discard::ALL.len()];
             let mut last = std::time::Instant::now();
             loop {
                 if let Some(ev) = events.wait(Duration::from_millis(500)) {
@@ -132,6 +134,16 @@ pub(crate) fn spawn_event_pump(
                     let m = &shards.counters.metrics;
                     m.rtp_forwarded.inc_by(now.saturating_sub(forwarded));
                     forwarded = now;
+                    let now = s.bytes.load(std::sync::atomic::Ordering::Relaxed);
+                    m.rtp_bytes.inc_by(now.saturating_sub(bytes));
+                    bytes = now;
+                    for (reason, seen) in Discard::ALL.iter().zip(&mut dropped) {
+                        let now = s.dropped(*reason);
+                        m.rtp_dropped
+                            .with_label_values(&[reason.as_str()])
+                            .inc_by(now.saturating_sub(*seen));
+                        *seen = now;
+                    }
                     m.rtp_components.set(
                         i64::try_from(s.components.load(std::sync::atomic::Ordering::Relaxed))
                             .unwrap_or(i64::MAX),

@@ -19,8 +19,16 @@ pub(crate) struct Metrics {
     pub(crate) trunk_up: IntGaugeVec,
     /// `sbc_rtp_packets_forwarded_total`.
     pub(crate) rtp_forwarded: IntCounter,
+    /// `sbc_rtp_bytes_forwarded_total` (UDP payload).
+    pub(crate) rtp_bytes: IntCounter,
+    /// `sbc_rtp_packets_dropped_total{reason}` (`rtp_relay::stats::Discard` labels).
+    pub(crate) rtp_dropped: IntCounterVec,
     /// `sbc_rtp_sessions_active`: relayed components (RTP, and RTCP when not muxed).
     pub(crate) rtp_components: IntGauge,
+    /// `sbc_trunk_rtp_packets_total{trunk,direction}`: per-call counters, added at call end.
+    pub(crate) trunk_rtp_packets: IntCounterVec,
+    /// `sbc_trunk_rtp_bytes_total{trunk,direction}`: the same in bytes.
+    pub(crate) trunk_rtp_bytes: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -61,6 +69,35 @@ impl Metrics {
             "RTP and RTCP packets the media relay forwarded",
         )
         .expect("valid metric");
+        let rtp_bytes = IntCounter::new(
+            "sbc_rtp_bytes_forwarded_total",
+            "Bytes (UDP payload) of the RTP and RTCP packets the media relay forwarded",
+        )
+        .expect("valid metric");
+        let rtp_dropped = IntCounterVec::new(
+            Opts::new(
+                "sbc_rtp_packets_dropped_total",
+                "Packets the media relay dropped (reason: foreign_source, invalid, no_destination, no_session, send_failed)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let trunk_rtp_packets = IntCounterVec::new(
+            Opts::new(
+                "sbc_trunk_rtp_packets_total",
+                "RTP and RTCP packets of ended calls, per trunk (direction: received from the trunk, sent to it)",
+            ),
+            &["trunk", "direction"],
+        )
+        .expect("valid metric");
+        let trunk_rtp_bytes = IntCounterVec::new(
+            Opts::new(
+                "sbc_trunk_rtp_bytes_total",
+                "Bytes (UDP payload) of the RTP and RTCP packets of ended calls, per trunk (direction: received, sent)",
+            ),
+            &["trunk", "direction"],
+        )
+        .expect("valid metric");
         let rtp_components = IntGauge::new(
             "sbc_rtp_sessions_active",
             "Media components being relayed (an RTP stream, and its RTCP when not muxed)",
@@ -71,7 +108,11 @@ impl Metrics {
             Box::new(registration_up.clone()),
             Box::new(trunk_up.clone()),
             Box::new(rtp_forwarded.clone()),
+            Box::new(rtp_bytes.clone()),
+            Box::new(rtp_dropped.clone()),
             Box::new(rtp_components.clone()),
+            Box::new(trunk_rtp_packets.clone()),
+            Box::new(trunk_rtp_bytes.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -81,7 +122,11 @@ impl Metrics {
             registration_up,
             trunk_up,
             rtp_forwarded,
+            rtp_bytes,
+            rtp_dropped,
             rtp_components,
+            trunk_rtp_packets,
+            trunk_rtp_bytes,
         }
     }
 

@@ -288,7 +288,7 @@ fn log_event(e: &Event) {
         Event::Dropped { reason } => debug!(reason = reason.label(), "message dropped"),
         Event::Registration { trunk, status } => log_registration(trunk, status),
         Event::TrunkHealth { trunk, up, status } => debug!(trunk, up, status, "trunk health"),
-        Event::MediaEnded { .. } => {}
+        Event::MediaEnded(_) => {}
         Event::AuthFailed { trunk, mode } => {
             debug!(
                 trunk = trunk.as_deref().unwrap_or("-"),
@@ -320,6 +320,21 @@ fn count_event(counters: &ShardCounters, e: Event) {
                 counters.trunks_down.remove(&trunk);
             } else {
                 counters.trunks_down.insert(trunk, status);
+            }
+        }
+        Event::MediaEnded(totals) => {
+            // What leg A sent was received from A's trunk and sent to B's, and back.
+            for (from, to) in [(0, 1), (1, 0)] {
+                let c = &totals.from[from];
+                for (trunk, direction) in [(from, "received"), (to, "sent")] {
+                    if let Some(name) = totals.trunks[trunk].as_deref() {
+                        let labels = [name, direction];
+                        m.trunk_rtp_packets
+                            .with_label_values(&labels)
+                            .inc_by(c.packets);
+                        m.trunk_rtp_bytes.with_label_values(&labels).inc_by(c.bytes);
+                    }
+                }
             }
         }
         _ => {}
