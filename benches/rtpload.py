@@ -8,6 +8,8 @@ Driven by benches/rtp.sh (see --help there, or `benches/rtpload.py --help`). Eve
 
 targets: direct    A -> B with no relay (the generator's own ceiling and latency baseline)
          bare      examples/bare_relay: one thread, recvmmsg -> sendmmsg, fixed destination per port
+         bare_uring examples/bare_uring: bare's layout with io_uring (multishot recvmsg, provided
+                   buffer ring, send with a destination address)
          sbcd      examples/relay_bench: rtp_relay::fwd::Relay, 1 worker, one component per call
          rtpengine rtpengine-daemon, userspace (table = -1), one call per generator call created
                    with ng "offer"/"answer" on 127.0.0.1:NG_PORT
@@ -45,7 +47,8 @@ Phases, for each target in TARGETS (the target is started once, with CALLS calls
      before the others in TARGETS).
 
 Environment:
-  TARGETS            targets, in order            (default "direct bare sbcd rtpengine")
+  TARGETS            targets, in order            (default "direct bare sbcd bare_uring rtpengine";
+                     bare_uring's sockets linger a moment after it exits: keep it after bare/sbcd)
   CALLS              calls (2 generator sockets, 2 target ports each)   (default 2000)
   BIDIR              1: both directions (streams = 2*CALLS), 0: A -> B only (default 1)
   RATES              total packets/s to sweep     (default "50000 100000 150000 200000")
@@ -54,7 +57,7 @@ Environment:
   RUNS               runs per rate                (default 3)
   COOLDOWN           seconds between runs         (default 2)
   GEN_BASE           generator ports GEN_BASE..+CALLS-1 on 127.0.0.2 and .3 (default 20000)
-  RELAY_BASE         bare/sbcd ports RELAY_BASE..+2*CALLS-1 on 127.0.0.1  (default 24000)
+  RELAY_BASE         bare/bare_uring/sbcd ports RELAY_BASE..+2*CALLS-1 on 127.0.0.1  (default 24000)
   RTPENGINE_PORTS    rtpengine port-min:port-max  (default 10000:19999; 4 ports per call)
   NG_PORT            rtpengine ng port, 127.0.0.1 (default 9910)
   RTPENGINE_THREADS  rtpengine --num-threads      (default 2)
@@ -187,8 +190,8 @@ class Target:
                 ("127.0.0.3:%d" % (gb + i), "127.0.0.2:%d" % (gb + i)) for i in range(calls)
             ]
             return
-        if self.name in ("bare", "sbcd"):
-            binary = os.path.join(ex, "bare_relay" if self.name == "bare" else "relay_bench")
+        if self.name in ("bare", "bare_uring", "sbcd"):
+            binary = os.path.join(ex, {"bare": "bare_relay", "bare_uring": "bare_uring", "sbcd": "relay_bench"}[self.name])
             argv = [binary, "--port-min", str(rb), "--calls", str(calls), "--gen-base", str(gb)]
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=logf, text=True)
             line = self.proc.stdout.readline()
@@ -299,7 +302,7 @@ def main():
         return
     pr = os.environ.get("RTPENGINE_PORTS", "10000:19999").split(":")
     cfg = dict(
-        targets=os.environ.get("TARGETS", "direct bare sbcd rtpengine").split(),
+        targets=os.environ.get("TARGETS", "direct bare sbcd bare_uring rtpengine").split(),
         calls=env_int("CALLS", 2000),
         bidir=env_int("BIDIR", 1) == 1,
         rates=[int(x) for x in os.environ.get("RATES", "50000 100000 150000 200000").split()],
