@@ -11,6 +11,8 @@ targets: direct    A -> B with no relay (the generator's own ceiling and latency
          bare_uring examples/bare_uring: bare's layout with io_uring (multishot recvmsg, provided
                    buffer ring, send with a destination address)
          sbcd      examples/relay_bench: rtp_relay::fwd::Relay, 1 worker, one component per call
+                   (io_uring where the kernel allows it, as sbcd runs)
+         sbcd_mmsg the same forced onto epoll + recvmmsg/sendmmsg (RELAY_IO=mmsg)
          rtpengine rtpengine-daemon, userspace (table = -1), one call per generator call created
                    with ng "offer"/"answer" on 127.0.0.1:NG_PORT
 
@@ -190,10 +192,13 @@ class Target:
                 ("127.0.0.3:%d" % (gb + i), "127.0.0.2:%d" % (gb + i)) for i in range(calls)
             ]
             return
-        if self.name in ("bare", "bare_uring", "sbcd"):
-            binary = os.path.join(ex, {"bare": "bare_relay", "bare_uring": "bare_uring", "sbcd": "relay_bench"}[self.name])
+        if self.name in ("bare", "bare_uring", "sbcd", "sbcd_mmsg"):
+            binary = os.path.join(ex, {"bare": "bare_relay", "bare_uring": "bare_uring", "sbcd": "relay_bench",
+                                       "sbcd_mmsg": "relay_bench"}[self.name])
             argv = [binary, "--port-min", str(rb), "--calls", str(calls), "--gen-base", str(gb)]
-            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=logf, text=True)
+            # sbcd picks io_uring where the kernel allows it; sbcd_mmsg forces recvmmsg/sendmmsg.
+            env = dict(os.environ, RELAY_IO="mmsg" if self.name == "sbcd_mmsg" else "auto")
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=logf, text=True, env=env)
             line = self.proc.stdout.readline()
             if not line.startswith("PID"):
                 raise RuntimeError("%s did not start: %r" % (self.name, line))
@@ -253,6 +258,21 @@ class Target:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # A process that used io_uring leaves its sockets to the kernel's ring teardown, which
+        # finishes a moment after exit: wait until the next target can bind the same ports.
+        if self.name in ("bare", "bare_uring", "sbcd", "sbcd_mmsg"):
+            rb, calls = self.cfg["relay_base"], self.cfg["calls"]
+            deadline = time.time() + 10
+            for port in (rb, rb + 2 * calls - 1):
+                while time.time() < deadline:
+                    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    try:
+                        probe.bind(("127.0.0.1", port))
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                    finally:
+                        probe.close()
 
 
 def sustained(r):

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rtp_relay::control::Command;
-use rtp_relay::fwd::{Relay, RelayConfig};
+use rtp_relay::fwd::{Io, Relay, RelayConfig};
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::Endpoint;
 
@@ -42,6 +42,11 @@ fn main() {
         port_min: min,
         port_max: max,
         workers,
+        io: match std::env::var("RELAY_IO").as_deref() {
+            Ok("mmsg") => Io::Mmsg,
+            Ok("uring") => Io::Uring,
+            _ => Io::Auto,
+        },
     })
     .expect("bind the media range");
     assert!(

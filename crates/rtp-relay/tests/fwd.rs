@@ -5,15 +5,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use rtp_relay::control::{Command, Event};
-use rtp_relay::fwd::{Events, Relay, RelayConfig};
+use rtp_relay::fwd::{Backend, Events, Io, Relay, RelayConfig};
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::{Endpoint, Leg};
 use rtp_relay::stats::Discard;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// A 16-port range, varied by process and test, with the relay on it.
-fn relay(seed: u16) -> (Relay, Events, u16) {
+/// A 16-port range, varied by process, test and interface, with the relay on it, forwarding
+/// with `io` (which must be the one running: no silent fallback in these tests).
+fn relay(seed: u16, io: Io) -> (Relay, Events, u16) {
+    let seed = seed * 2 + u16::from(io == Io::Uring);
     let base = 41000 + ((std::process::id() as u16 % 500) * 40 + seed * 20) % 18000;
     let base = base & !1;
     let (relay, events) = Relay::start(&RelayConfig {
@@ -21,10 +23,38 @@ fn relay(seed: u16) -> (Relay, Events, u16) {
         port_min: base,
         port_max: base + 15,
         workers: 1,
+        io,
     })
     .expect("bind the media range");
+    let want = if io == Io::Uring {
+        Backend::Uring
+    } else {
+        Backend::Mmsg
+    };
+    assert_eq!(relay.backend, want);
     (relay, events, base)
 }
+
+/// Each test runs on both kernel interfaces.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn mmsg() {
+                super::$name(super::Io::Mmsg);
+            }
+            #[test]
+            fn uring() {
+                super::$name(super::Io::Uring);
+            }
+        }
+    };
+}
+
+both!(rtp_flows_both_ways_unchanged_and_strangers_are_dropped);
+both!(a_peer_whose_sdp_address_is_unreachable_gets_media_after_it_sends);
+both!(silence_on_both_legs_is_reported_once);
+both!(a_port_with_no_call_drops_and_counts);
 
 fn endpoint() -> UdpSocket {
     let s = UdpSocket::bind((LO, 0)).unwrap();
@@ -47,9 +77,8 @@ fn strict(a: SocketAddr) -> Endpoint {
     }
 }
 
-#[test]
-fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
-    let (relay, events, base) = relay(0);
+fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped(io: Io) {
+    let (relay, events, base) = relay(0, io);
     let (pa, pb) = (base, base + 2);
     let (a, b) = (endpoint(), endpoint());
     let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
@@ -86,6 +115,15 @@ fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
         b.recv_from(&mut buf).is_err(),
         "the stranger's packet was forwarded"
     );
+    // A datagram larger than any RTP packet (truncated by the kernel into the relay's
+    // buffer) is dropped, even from A.
+    let mut big = rtp(500, 0xa, 0);
+    big.resize(60_000, 0x55);
+    a.send_to(&big, (LO, pa)).unwrap();
+    assert!(
+        b.recv_from(&mut buf).is_err(),
+        "the oversized datagram was forwarded"
+    );
     // After the call, its ports take nothing.
     relay.send(Command::Close { id: 1, port: pa }).unwrap();
     let ev = events.wait(Duration::from_secs(2)).expect("closed");
@@ -107,13 +145,13 @@ fn rtp_flows_both_ways_unchanged_and_strangers_are_dropped() {
     );
     assert_eq!(s.dropped(Discard::Foreign), 1);
     assert_eq!(s.dropped(Discard::NoSession), 1);
-    assert_eq!(s.dropped_total(), 2);
+    assert_eq!(s.dropped(Discard::Invalid), 1);
+    assert_eq!(s.dropped_total(), 3);
     relay.stop();
 }
 
-#[test]
-fn a_peer_whose_sdp_address_is_unreachable_gets_media_after_it_sends() {
-    let (relay, _events, base) = relay(1);
+fn a_peer_whose_sdp_address_is_unreachable_gets_media_after_it_sends(io: Io) {
+    let (relay, _events, base) = relay(1, io);
     let (pa, pb) = (base + 4, base + 6);
     let (a, b) = (endpoint(), endpoint());
     // B's SDP names a port nobody listens on (the same IP): strict latching moves B's media
@@ -141,9 +179,8 @@ fn a_peer_whose_sdp_address_is_unreachable_gets_media_after_it_sends() {
     relay.stop();
 }
 
-#[test]
-fn silence_on_both_legs_is_reported_once() {
-    let (relay, events, base) = relay(2);
+fn silence_on_both_legs_is_reported_once(io: Io) {
+    let (relay, events, base) = relay(2, io);
     let (pa, pb) = (base + 8, base + 10);
     relay
         .send(Command::Open {
@@ -174,5 +211,20 @@ fn silence_on_both_legs_is_reported_once() {
         events.wait(Duration::from_secs(3)),
         Some(Event::Idle { id: 9 })
     );
+    relay.stop();
+}
+
+/// Datagrams to a port no call uses, and bigger than any RTP packet, are dropped and counted;
+/// the worker keeps serving.
+fn a_port_with_no_call_drops_and_counts(io: Io) {
+    let (relay, _events, base) = relay(3, io);
+    let s = endpoint();
+    for _ in 0..5 {
+        s.send_to(&rtp(1, 7, 0), (LO, base + 8)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let st = &relay.stats;
+    assert_eq!(st.dropped(Discard::NoSession), 5, "{st:?}");
+    assert_eq!(st.dropped_total(), 5, "{st:?}");
     relay.stop();
 }

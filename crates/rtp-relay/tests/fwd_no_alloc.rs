@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rtp_relay::control::Command;
-use rtp_relay::fwd::{Relay, RelayConfig};
+use rtp_relay::fwd::{Io, Relay, RelayConfig};
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::Endpoint;
 
@@ -40,16 +40,29 @@ static GLOBAL: Counting = Counting;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// Both kernel interfaces in turn (one test: no other test may allocate meanwhile).
 #[test]
 fn forwarding_allocates_nothing() {
-    let base = (43000 + (std::process::id() as u16 % 1000) * 8) & !1;
+    for (k, io) in [Io::Mmsg, Io::Uring].into_iter().enumerate() {
+        forward_2000(io, k as u16);
+    }
+}
+
+fn forward_2000(io: Io, k: u16) {
+    let base = (43000 + (std::process::id() as u16 % 1000) * 16 + k * 8) & !1;
     let (relay, _events) = Relay::start(&RelayConfig {
         listen: LO,
         port_min: base,
         port_max: base + 7,
         workers: 1,
+        io,
     })
     .unwrap();
+    assert!(
+        relay.unavailable.is_empty(),
+        "{io:?}: ports in use: {:?}",
+        relay.unavailable
+    );
     let a = UdpSocket::bind((LO, 0)).unwrap();
     let b = UdpSocket::bind((LO, 0)).unwrap();
     b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -72,7 +85,8 @@ fn forwarding_allocates_nothing() {
     // Warm-up: the first packets latch and the worker's first passes settle.
     for _ in 0..50 {
         a.send_to(&pkt, (LO, base)).unwrap();
-        b.recv_from(&mut buf).unwrap();
+        b.recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{io:?}: warm-up packet lost: {e}"));
     }
     std::thread::sleep(Duration::from_millis(1200)); // a stats flush passes, too
     let before = ALLOCS.load(Ordering::Relaxed);
@@ -86,7 +100,7 @@ fn forwarding_allocates_nothing() {
     assert_eq!(
         after - before,
         0,
-        "allocations while forwarding 2,000 packets"
+        "allocations while forwarding 2,000 packets with {io:?}"
     );
     relay.stop();
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use b2bua::MediaSetup;
-use rtp_relay::fwd::{Events, Relay, RelayConfig};
+use rtp_relay::fwd::{Events, Io, Relay, RelayConfig};
 use rtp_relay::stats::Discard;
 use sbc_config::Config;
 use tracing::{info, warn};
@@ -65,6 +65,7 @@ pub(crate) fn start(
         port_min: m.ports.min(),
         port_max: m.ports.max(),
         workers,
+        io: Io::Auto,
     })
     .with_context(|| {
         format!(
@@ -100,9 +101,13 @@ pub(crate) fn start(
         let shard = (p / workers) % shards.max(1);
         setups[shard].pairs_by_worker[worker].push(rtp);
     }
+    if let Some(why) = &relay.uring_unavailable {
+        info!(reason = %why, "io_uring unavailable: the media relay uses recvmmsg/sendmmsg");
+    }
     info!(
         ports = ports,
         workers,
+        io = relay.backend.as_str(),
         listen = %m.listen,
         advertise = %advertise,
         "media relay started"
