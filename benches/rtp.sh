@@ -17,7 +17,7 @@ if [[ "${BUILD:-1}" == 1 ]]; then
   cargo build --release -p rtp-relay --features io \
     --example bare_relay --example bare_uring --example relay_bench --example rtp_gen
 fi
-if [[ " ${TARGETS:-direct bare sbcd bare_uring rtpengine} " == *" rtpengine "* ]] && ! command -v "${RTPENGINE_BIN:-rtpengine}" >/dev/null; then
+if [[ " ${TARGETS:-direct bare sbcd sbcd_mmsg bare_uring rtpengine} " == *" rtpengine "* ]] && ! command -v "${RTPENGINE_BIN:-rtpengine}" >/dev/null; then
   echo "rtpengine not found: apt-get install -y rtpengine-daemon (or set RTPENGINE_BIN)" >&2
   exit 1
 fi

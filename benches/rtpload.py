@@ -49,11 +49,11 @@ Phases, for each target in TARGETS (the target is started once, with CALLS calls
      before the others in TARGETS).
 
 Environment:
-  TARGETS            targets, in order            (default "direct bare sbcd bare_uring rtpengine";
+  TARGETS            targets, in order            (default "direct bare sbcd sbcd_mmsg bare_uring rtpengine";
                      bare_uring's sockets linger a moment after it exits: keep it after bare/sbcd)
   CALLS              calls (2 generator sockets, 2 target ports each)   (default 2000)
   BIDIR              1: both directions (streams = 2*CALLS), 0: A -> B only (default 1)
-  RATES              total packets/s to sweep     (default "50000 100000 150000 200000")
+  RATES              total packets/s to sweep     (default "25000 50000 100000"; the generator peaks near 130k here)
   LAT_RATE           rate of the latency phase    (default: half of bare's highest clean rate)
   DURATION           seconds per run              (default 10)
   RUNS               runs per rate                (default 3)
@@ -322,10 +322,10 @@ def main():
         return
     pr = os.environ.get("RTPENGINE_PORTS", "10000:19999").split(":")
     cfg = dict(
-        targets=os.environ.get("TARGETS", "direct bare sbcd bare_uring rtpengine").split(),
+        targets=os.environ.get("TARGETS", "direct bare sbcd sbcd_mmsg bare_uring rtpengine").split(),
         calls=env_int("CALLS", 2000),
         bidir=env_int("BIDIR", 1) == 1,
-        rates=[int(x) for x in os.environ.get("RATES", "50000 100000 150000 200000").split()],
+        rates=[int(x) for x in os.environ.get("RATES", "25000 50000 100000").split()],
         lat_rate=env_int("LAT_RATE", 0),
         duration=env_int("DURATION", 10),
         runs=env_int("RUNS", 3),
