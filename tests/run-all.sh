@@ -5,14 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the end-to-end tests drive (loopback only): sip-tester (SIPp), kamailio and
-# baresip for tests/e2e; later issues add rtpengine-daemon, prometheus here.
+# baresip for tests/e2e, prometheus (promtool and a server of the test's own that scrapes
+# sbcd; the package's own service is not used). rtpengine-daemon is for benches/rtp.sh only.
 # baresip runs headless from its own config directory in the test directory (no sound device,
 # no UI), registered to sbcd as a PBX on 127.0.0.1 with a kernel-assigned port.
 # Installing kamailio may enable a system service on 5060 (its own /etc/kamailio config); the
 # tests neither use nor disturb it: they run their own Kamailio in the foreground with
 # tests/kamailio/proxy.cfg on 127.0.0.4 and kernel-assigned ports, like every other peer.
 # baresip-core is the headless baresip (the baresip package adds GTK, ffmpeg and GStreamer).
-packages=(sip-tester kamailio baresip-core)
+packages=(sip-tester kamailio baresip-core prometheus)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -19,6 +19,7 @@ mod checks;
 mod kamailio;
 mod kamailio_auth;
 mod media;
+mod operations;
 mod sbcd;
 mod sip;
 mod sipp;

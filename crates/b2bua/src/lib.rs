@@ -169,6 +169,14 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason.
+    pub const ALL: [Self; 4] = [
+        Self::Malformed,
+        Self::StrayResponse,
+        Self::StrayAck,
+        Self::UnknownSource,
+    ];
+
     /// A bounded label value.
     #[must_use]
     pub fn label(self) -> &'static str {

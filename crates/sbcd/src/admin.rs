@@ -74,11 +74,14 @@ async fn handle(mut stream: TcpStream, counters: &ShardCounters) -> std::io::Res
             let head = String::from_utf8_lossy(&buf[..end]);
             let mut words = head.split_ascii_whitespace();
             match (words.next(), words.next()) {
-                (Some("GET"), Some("/metrics")) => (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    counters.metrics.render(),
-                ),
+                (Some("GET"), Some("/metrics")) => {
+                    counters.refresh_metrics();
+                    (
+                        "200 OK",
+                        "text/plain; version=0.0.4",
+                        counters.metrics.render(),
+                    )
+                }
                 (Some("GET"), Some("/status")) => (
                     "200 OK",
                     "application/json",

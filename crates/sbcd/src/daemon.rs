@@ -17,6 +17,7 @@ use std::time::Duration;
 use b2bua::ShardOptions;
 
 use crate::logging::{self, LogControl};
+use crate::metrics::Metrics;
 use crate::shards::{self, Input, ShardSet};
 use crate::transport::{self, TlsSetup, TransportError, TransportOptions, Transports};
 use crate::{EX_CONFIG, EX_SOFTWARE};
@@ -86,6 +87,16 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     let n = shard_count();
     let (shard_set, receivers) = ShardSet::new(n);
     let (relay, media_events, media_setups) = crate::media::start(&config, n)?;
+    shard_set.counters.media_pairs_total.store(
+        media_setups.first().map_or(0, |_| {
+            media_setups
+                .iter()
+                .flat_map(|s| &s.pairs_by_worker)
+                .map(Vec::len)
+                .sum()
+        }),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     crate::media::spawn_event_pump(Arc::clone(&relay), media_events, shard_set.clone())
         .context("starting the media event thread")?;
     let sink = {
@@ -158,7 +169,7 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
                 break Duration::ZERO;
             }
             _ = sighup.recv() => {
-                if let Some(new) = reload(&config_path, &config_tx, &log).await {
+                if let Some(new) = reload(&config_path, &config_tx, &log, &shard_set.counters.metrics).await {
                     let s = Arc::clone(&shared);
                     let routing = Arc::new(tokio::task::spawn_blocking(move || shards::routing((*new).clone(), s)).await?);
                     shard_set.broadcast(|| Input::Routing(Arc::clone(&routing))).await;
@@ -263,13 +274,16 @@ async fn reload(
     path: &Path,
     config_tx: &watch::Sender<Arc<Config>>,
     log: &LogControl,
+    metrics: &Metrics,
 ) -> Option<Arc<Config>> {
+    let count = |result: &str| metrics.config_reloads.with_label_values(&[result]).inc();
     info!(signal = "SIGHUP", config = %path.display(), "reloading config");
     let owned = path.to_owned();
     let loaded = match tokio::task::spawn_blocking(move || sbc_config::load(&owned)).await {
         Ok(loaded) => loaded,
         Err(e) => {
             error!(error = %e, "config reload task failed; keeping the running config");
+            count("error");
             return None;
         }
     };
@@ -281,6 +295,7 @@ async fn reload(
                 errors = errors.len(),
                 "config reload failed; keeping the running config"
             );
+            count("error");
             return None;
         }
     };
@@ -290,6 +305,7 @@ async fn reload(
             keys = %restart_only.join(", "),
             "config reload refused: these keys change only on restart; keeping the running config"
         );
+        count("refused");
         return None;
     }
     log.apply(new.sip.log_level.as_deref());
@@ -298,6 +314,7 @@ async fn reload(
         routes = new.routes.len(),
         "config reloaded"
     );
+    count("ok");
     let new = Arc::new(new);
     config_tx.send_replace(Arc::clone(&new));
     Some(new)

@@ -3,6 +3,8 @@
 //! Counted from the events the shards hand out; the `trunk` label only takes configured trunk
 //! names, or `unknown` for a request no trunk's index pointed at.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -11,6 +13,21 @@ use prometheus::{
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
+    /// `sbc_calls_active`: calls in progress (set when scraped).
+    pub(crate) calls_active: IntGauge,
+    /// `sbc_calls_total{trunk,leg,result}`: ended calls, on the inbound trunk (`leg="inbound"`)
+    /// and on the outbound trunk they last went to (`leg="outbound"`).
+    pub(crate) calls_total: IntCounterVec,
+    /// `sbc_sip_messages_dropped_total{reason}`.
+    pub(crate) messages_dropped: IntCounterVec,
+    /// `sbc_config_reloads_total{result}`: ok, error (invalid file), refused (restart-only keys).
+    pub(crate) config_reloads: IntCounterVec,
+    /// `sbc_media_ports_free` (set when scraped).
+    pub(crate) media_ports_free: IntGauge,
+    /// Messages dropped on full shard queues already counted (`reason="overload"`).
+    overload_seen: AtomicU64,
+    /// `sbc_sip_messages_dropped_total` of every known reason.
+    dropped_by: Vec<(&'static str, IntCounter)>,
     /// `sbc_trunk_auth_failures_total{trunk,mode}`.
     pub(crate) auth_failures: IntCounterVec,
     /// `sbc_registration_up{trunk}`: 1 while a registration on behalf is up.
@@ -40,6 +57,51 @@ impl Default for Metrics {
 impl Metrics {
     pub(crate) fn new() -> Self {
         let registry = Registry::new();
+        let calls_active =
+            IntGauge::new("sbc_calls_active", "Calls in progress").expect("valid metric");
+        let calls_total = IntCounterVec::new(
+            Opts::new(
+                "sbc_calls_total",
+                "Ended calls by trunk (leg inbound: the calling trunk; outbound: the trunk the call last went to) and result (answered, cancelled, failed, timeout, media_timeout)",
+            ),
+            &["trunk", "leg", "result"],
+        )
+        .expect("valid metric");
+        let messages_dropped = IntCounterVec::new(
+            Opts::new(
+                "sbc_sip_messages_dropped_total",
+                "SIP messages dropped without a reply (reason: malformed, stray_response, stray_ack, unknown_source, overload...)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "sbc_config_reloads_total",
+                "Config reloads by result (ok; error: the file is invalid; refused: it changes keys that need a restart). The running config is kept unless ok",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        for result in ["ok", "error", "refused"] {
+            config_reloads.with_label_values(&[result]);
+        }
+        let media_ports_free = IntGauge::new(
+            "sbc_media_ports_free",
+            "Media ports (RTP and RTCP) free for new streams",
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "sbc_build_info",
+                "Always 1; the version of the running sbcd",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         let auth_failures = IntCounterVec::new(
             Opts::new(
                 "sbc_trunk_auth_failures_total",
@@ -48,6 +110,8 @@ impl Metrics {
             &["trunk", "mode"],
         )
         .expect("valid metric");
+        // Shown from the start: requests no trunk recognises are what a scanner sends first.
+        auth_failures.with_label_values(&["unknown", "unmatched"]);
         let registration_up = IntGaugeVec::new(
             Opts::new(
                 "sbc_registration_up",
@@ -104,7 +168,13 @@ impl Metrics {
         )
         .expect("valid metric");
         for m in [
-            Box::new(auth_failures.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(calls_active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(calls_total.clone()),
+            Box::new(messages_dropped.clone()),
+            Box::new(config_reloads.clone()),
+            Box::new(media_ports_free.clone()),
+            Box::new(build_info),
+            Box::new(auth_failures.clone()),
             Box::new(registration_up.clone()),
             Box::new(trunk_up.clone()),
             Box::new(rtp_forwarded.clone()),
@@ -118,6 +188,16 @@ impl Metrics {
         }
         Self {
             registry,
+            calls_active,
+            calls_total,
+            messages_dropped: messages_dropped.clone(),
+            config_reloads,
+            media_ports_free,
+            overload_seen: AtomicU64::new(0),
+            dropped_by: b2bua::DropReason::ALL
+                .iter()
+                .map(|r| (r.label(), messages_dropped.with_label_values(&[r.label()])))
+                .collect(),
             auth_failures,
             registration_up,
             trunk_up,
@@ -128,6 +208,24 @@ impl Metrics {
             trunk_rtp_packets,
             trunk_rtp_bytes,
         }
+    }
+
+    /// Counts a message dropped for `reason` (a `DropReason` label): no registry lookup, the
+    /// counters of the known reasons are kept at hand.
+    pub(crate) fn message_dropped(&self, reason: &'static str) {
+        match self.dropped_by.iter().find(|(r, _)| *r == reason) {
+            Some((_, c)) => c.inc(),
+            None => self.messages_dropped.with_label_values(&[reason]).inc(),
+        }
+    }
+
+    /// Messages dropped on full shard queues: `total` so far (counted on the reader tasks
+    /// without touching the registry; moved here when scraped).
+    pub(crate) fn overload_dropped(&self, total: u64) {
+        let seen = self.overload_seen.swap(total, Ordering::Relaxed);
+        self.messages_dropped
+            .with_label_values(&["overload"])
+            .inc_by(total.saturating_sub(seen));
     }
 
     /// The text exposition format.

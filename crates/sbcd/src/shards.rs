@@ -48,6 +48,10 @@ pub(crate) enum Input {
 #[derive(Debug, Default)]
 pub(crate) struct ShardCounters {
     pub(crate) calls: Vec<AtomicUsize>,
+    /// Media port pairs in use, per shard.
+    pub(crate) media_pairs: Vec<AtomicUsize>,
+    /// Media port pairs the relay could bind (set at start).
+    pub(crate) media_pairs_total: AtomicUsize,
     /// Registrations being removed, per shard (the daemon waits for them at exit).
     pub(crate) unregistering: Vec<AtomicUsize>,
     pub(crate) dropped_overload: AtomicU64,
@@ -60,6 +64,26 @@ pub(crate) struct ShardCounters {
 }
 
 impl ShardCounters {
+    /// Sets the metrics that are read rather than counted, for a scrape.
+    pub(crate) fn refresh_metrics(&self) {
+        let m = &self.metrics;
+        m.calls_active
+            .set(i64::try_from(self.active_calls()).unwrap_or(i64::MAX));
+        let used: usize = self
+            .media_pairs
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        let free = self
+            .media_pairs_total
+            .load(Ordering::Relaxed)
+            .saturating_sub(used)
+            * 2;
+        m.media_ports_free
+            .set(i64::try_from(free).unwrap_or(i64::MAX));
+        m.overload_dropped(self.dropped_overload.load(Ordering::Relaxed));
+    }
+
     pub(crate) fn active_calls(&self) -> usize {
         self.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
@@ -85,6 +109,8 @@ impl ShardSet {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(QUEUE)).unzip();
         let counters = ShardCounters {
             calls: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            media_pairs: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            media_pairs_total: AtomicUsize::new(0),
             unregistering: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             dropped_overload: AtomicU64::new(0),
             registrations: DashMap::new(),
@@ -240,6 +266,7 @@ pub(crate) async fn run_shard(
             }
         }
         counters.calls[index].store(shard.active_calls(), Ordering::Relaxed);
+        counters.media_pairs[index].store(shard.media_pairs_in_use(), Ordering::Relaxed);
         counters.unregistering[index].store(shard.unregistering(), Ordering::Relaxed);
     }
 }
@@ -302,6 +329,18 @@ fn log_event(e: &Event) {
 fn count_event(counters: &ShardCounters, e: Event) {
     let m = &counters.metrics;
     match e {
+        Event::CallEnded { trunk, to, result } => {
+            let result = result.label();
+            m.calls_total
+                .with_label_values(&[trunk.as_str(), "inbound", result])
+                .inc();
+            if let Some(to) = to {
+                m.calls_total
+                    .with_label_values(&[to.as_str(), "outbound", result])
+                    .inc();
+            }
+        }
+        Event::Dropped { reason } => m.message_dropped(reason.label()),
         Event::AuthFailed { trunk, mode } => m
             .auth_failures
             .with_label_values(&[trunk.as_deref().unwrap_or("unknown"), mode])

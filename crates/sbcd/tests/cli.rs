@@ -394,6 +394,7 @@ fn sighup_reloads_and_keeps_running_on_errors() {
     let path = sample_on_free_ports("reload");
     let good = std::fs::read_to_string(&path).unwrap();
     let mut daemon = Daemon::start(&mut sbcd(&["-c", path.to_str().unwrap()]));
+    let admin = field(&daemon.wait_for("admin endpoint"), "listen=");
     daemon.wait_for("sbcd is serving SIP");
 
     // A broken file: every error is logged, the daemon keeps the running config.
@@ -422,6 +423,16 @@ fn sighup_reloads_and_keeps_running_on_errors() {
     daemon.signal("HUP");
     let line = daemon.wait_for("config reloaded");
     assert!(line.contains("routes=3"), "{line}");
+
+    // One reload of each result, counted.
+    let (_, metrics) = http_get(&admin, "/metrics");
+    for result in ["error", "refused", "ok"] {
+        let sample = format!("sbc_config_reloads_total{{result=\"{result}\"}} 1");
+        assert!(
+            metrics.lines().any(|l| l == sample),
+            "no `{sample}` in:\n{metrics}"
+        );
+    }
 
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(), 0);

@@ -1,0 +1,180 @@
+//! Running sbcd as operators do (issue 6): its metrics read by the real Prometheus tools.
+//!
+//! `promtool check metrics` (Debian's prometheus package) lints `/metrics` after a call, and a
+//! Prometheus server started here (own config, own storage, loopback, killed by pid) scrapes
+//! sbcd every second until its HTTP API answers `sbc_calls_total` for the call.
+
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::checks::Expect;
+use crate::sbcd::{Options, Sbcd, Topology};
+use crate::util::{self, free_port, serial};
+use crate::{finish, leg_checks, run_call};
+
+/// A Prometheus server of the test's, stopped (by pid) when dropped.
+struct Prometheus {
+    child: Child,
+    api: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `target` every second; waits until it is ready.
+    fn start(dir: &util::TestDir, target: SocketAddr) -> Result<Self, String> {
+        let api = SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            free_port(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        );
+        let config = dir.file("prometheus.yml");
+        fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: sbcd\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .map_err(|e| format!("writing {}: {e}", config.display()))?;
+        let log = dir.file("prometheus.log");
+        let out = fs::File::create(&log).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.file("prometheus-data").display()))
+            .arg(format!("--web.listen-address={api}"))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| {
+                format!("cannot run prometheus ({e}): apt-get install prometheus (tests/run-all.sh does)")
+            })?;
+        let me = Self { child, api, log };
+        let ready = util::wait_until(Duration::from_secs(20), || {
+            matches!(util::http_get(me.api, "/-/ready"), Ok((200, _)))
+        });
+        if !ready {
+            return Err(format!(
+                "prometheus did not get ready in 20 s; its log:\n{}",
+                util::tail(&util::read_lossy(&me.log), 30)
+            ));
+        }
+        Ok(me)
+    }
+
+    /// The JSON answer of an instant query.
+    fn query(&self, promql: &str) -> Result<String, String> {
+        match util::http_get(self.api, &format!("/api/v1/query?query={promql}"))? {
+            (200, body) => Ok(body),
+            (code, body) => Err(format!("query {promql}: {code} {body}")),
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        util::stop_child(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// `promtool check metrics` on `text`: its complaints, if any.
+fn promtool(text: &str) -> Result<(), String> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run promtool ({e}): apt-get install prometheus"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("promtool's stdin")?
+        .write_all(text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("promtool check metrics: {}: {said}", out.status))
+    }
+}
+
+#[test]
+fn metrics_pass_promtool_and_prometheus_scrapes_them() {
+    let _serial = serial();
+    let topo = Topology::new("metrics_promtool_prometheus", Options::default());
+    let mut sbcd = Sbcd::start(&topo);
+    let prometheus = Prometheus::start(&topo.dir, topo.admin);
+    let (pbx, carrier) = run_call(
+        &topo.dir,
+        topo.pbx_uac("uac_basic.xml"),
+        vec![topo.carrier_uas("uas_basic.xml")],
+    );
+    let carrier = &carrier[0];
+    let mut problems = leg_checks(&pbx, carrier, &Expect::default());
+    match sbcd.metrics() {
+        Ok(text) => {
+            if let Err(e) = promtool(&text) {
+                problems.push(e);
+            }
+            for (trunk, leg) in [("pbx", "inbound"), ("carrier", "outbound")] {
+                let labels = [("trunk", trunk), ("leg", leg), ("result", "answered")];
+                if util::metric(&text, "sbc_calls_total", &labels) != Some(1.0) {
+                    problems.push(format!(
+                        "sbc_calls_total{{trunk={trunk},leg={leg},result=answered}} is not 1 after one call"
+                    ));
+                }
+            }
+            for name in [
+                "sbc_calls_active",
+                "sbc_sip_messages_dropped_total",
+                "sbc_trunk_auth_failures_total",
+                "sbc_rtp_packets_forwarded_total",
+                "sbc_rtp_sessions_active",
+                "sbc_config_reloads_total",
+                "sbc_media_ports_free",
+                "sbc_build_info",
+            ] {
+                if !text.lines().any(|l| l.starts_with(name)) {
+                    problems.push(format!("/metrics has no {name}"));
+                }
+            }
+        }
+        Err(e) => problems.push(e),
+    }
+    match prometheus {
+        Ok(p) => {
+            let mut last = String::new();
+            let seen = util::wait_until(Duration::from_secs(30), || {
+                last = p
+                    .query("sbc_calls_total%7Bresult%3D%22answered%22%7D")
+                    .unwrap_or_else(|e| e);
+                last.contains("\"status\":\"success\"") && last.contains("\"trunk\":\"pbx\"")
+            });
+            if !seen {
+                problems.push(format!(
+                    "Prometheus scraping sbcd at {} never returned sbc_calls_total for the call in 30 s; \
+                     last answer: {last}\nits log:\n{}",
+                    topo.admin,
+                    util::tail(&util::read_lossy(&p.log), 20)
+                ));
+            }
+        }
+        Err(e) => problems.push(e),
+    }
+    finish(
+        &mut sbcd,
+        "metrics: promtool accepts them, Prometheus scrapes sbc_calls_total after a call",
+        &[&pbx, carrier],
+        &problems,
+    );
+}
