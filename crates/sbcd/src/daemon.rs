@@ -157,11 +157,18 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
         )));
     }
     info!("sbcd is serving SIP");
+    let notifier = crate::notify::Notifier::from_env();
+    if let Some(n) = &notifier {
+        n.ready("serving SIP");
+    }
 
     let grace = loop {
         tokio::select! {
             _ = sigterm.recv() => {
                 info!(signal = "SIGTERM", "draining: new calls get 503");
+                if let Some(n) = &notifier {
+                    n.stopping();
+                }
                 break config_tx.borrow().sip.shutdown_grace;
             }
             _ = sigint.recv() => {
@@ -169,10 +176,17 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
                 break Duration::ZERO;
             }
             _ = sighup.recv() => {
+                if let Some(n) = &notifier {
+                    n.reloading();
+                }
                 if let Some(new) = reload(&config_path, &config_tx, &log, &shard_set.counters.metrics).await {
                     let s = Arc::clone(&shared);
                     let routing = Arc::new(tokio::task::spawn_blocking(move || shards::routing((*new).clone(), s)).await?);
                     shard_set.broadcast(|| Input::Routing(Arc::clone(&routing))).await;
+                }
+                // Ready again either way: a refused or invalid file keeps the running config.
+                if let Some(n) = &notifier {
+                    n.ready("serving SIP");
                 }
             }
         }

@@ -8,7 +8,8 @@
 //! Exit status: 0 success, [`EX_SOFTWARE`] (1) runtime failure, [`EX_USAGE`] (64) bad command
 //! line, [`EX_CONFIG`] (78) invalid configuration — paired with `RestartPreventExitStatus=78` in
 //! `systemd/sbcd.service`, so systemd does not restart a daemon whose config is broken.
-// Only media.rs raises the open-file limit through libc (one allow, SAFETY comments).
+// Only media.rs (the open-file limit) and notify.rs (the monotonic clock) call libc (one
+// allow each, SAFETY comments).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ mod dns;
 mod logging;
 mod media;
 mod metrics;
+mod notify;
 mod shards;
 pub mod transport;
 

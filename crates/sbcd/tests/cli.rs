@@ -437,3 +437,72 @@ fn sighup_reloads_and_keeps_running_on_errors() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(), 0);
 }
+
+/// The systemd notification protocol, with a NOTIFY_SOCKET this test creates (a path, then the
+/// abstract namespace): READY=1 once serving, RELOADING=1 with MONOTONIC_USEC then READY=1
+/// around a SIGHUP (also when the reload fails), STOPPING=1 at SIGTERM.
+#[test]
+fn sd_notify_ready_reloading_stopping() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+    let dir = scratch("notify");
+    let path = sample_on_free_ports("notify-config");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let by_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&by_path);
+    let abstract_name = format!("sbcd-test-notify-{}", std::process::id());
+    let sockets = [
+        (
+            UnixDatagram::bind(&by_path).unwrap(),
+            by_path.display().to_string(),
+        ),
+        (
+            UnixDatagram::bind_addr(
+                &SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+            format!("@{abstract_name}"),
+        ),
+    ];
+    for (sock, name) in sockets {
+        sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let next = |what: &str| {
+            let mut buf = [0u8; 4096];
+            let n = sock
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no notification ({what}) on {name}: {e}"));
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        std::fs::write(&path, &good).unwrap();
+        let mut daemon =
+            Daemon::start(sbcd(&["-c", path.to_str().unwrap()]).env("NOTIFY_SOCKET", &name));
+        let ready = next("ready");
+        assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
+        daemon.wait_for("sbcd is serving SIP");
+
+        // A reload that fails still ends with READY=1 (the running config stays).
+        std::fs::write(
+            &path,
+            good.replace("from = \"carrier\"", "from = \"carier\""),
+        )
+        .unwrap();
+        daemon.signal("HUP");
+        let reloading = next("reloading");
+        assert!(reloading.lines().any(|l| l == "RELOADING=1"), "{reloading}");
+        let usec: u64 = reloading
+            .lines()
+            .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+            .unwrap_or_else(|| panic!("no MONOTONIC_USEC in {reloading}"))
+            .parse()
+            .unwrap();
+        assert!(usec > 0);
+        let again = next("ready after the reload");
+        assert!(again.lines().any(|l| l == "READY=1"), "{again}");
+
+        daemon.signal("TERM");
+        let stopping = next("stopping");
+        assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
+        assert_eq!(daemon.wait_exit(), 0);
+    }
+}
