@@ -300,25 +300,19 @@ fn run_worker(
     let sockets = if mode == Io::Mmsg {
         sockets
     } else {
-        // The sockets are needed again if io_uring is refused: set it up on clones.
-        let clones: io::Result<Vec<(u16, UdpSocket)>> = sockets
-            .iter()
-            .map(|(p, s)| s.try_clone().map(|c| (*p, c)))
-            .collect();
-        match clones.and_then(|c| uring::Uring::new(min, span, c)) {
+        match uring::Uring::new(min, span, sockets) {
             Ok(mut u) => {
                 let _ = ready.send(Ok((Backend::Uring, None)));
-                drop(sockets);
                 u.run(&mut table);
                 return;
             }
-            Err(e) if mode == Io::Uring => {
-                let _ = ready.send(Err(e));
+            Err(refused) if mode == Io::Uring => {
+                let _ = ready.send(Err(refused.error));
                 return;
             }
-            Err(e) => {
-                why_not = Some(e.to_string());
-                sockets
+            Err(refused) => {
+                why_not = Some(refused.error.to_string());
+                refused.sockets
             }
         }
     };

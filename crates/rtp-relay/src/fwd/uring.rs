@@ -132,8 +132,6 @@ pub(super) struct Uring {
     bufs: BufRing,
     /// By port offset: the socket's descriptor (-1: not this worker's port).
     fds: Vec<RawFd>,
-    /// The offsets of this worker's ports.
-    ports: Vec<usize>,
     /// Keeps the sockets open.
     _sockets: Vec<UdpSocket>,
     /// What a receive may fill besides the payload: room for the source address, no control
@@ -145,86 +143,58 @@ pub(super) struct Uring {
     dest: Box<[libc::sockaddr_storage]>,
     /// Ports whose multishot receive ended (no buffer was free): armed again after a pass.
     rearm: Vec<usize>,
-    /// Whether the buffer ring was registered (and must be unregistered at drop).
-    registered: bool,
+}
+
+/// io_uring is unavailable: why, and the sockets back (for the other interface).
+pub(super) struct Refused {
+    pub(super) error: io::Error,
+    pub(super) sockets: Vec<(u16, UdpSocket)>,
 }
 
 impl Uring {
-    /// A ring for `sockets` (port, socket) of a range of `span` ports from `min`: fails where
-    /// the kernel has no io_uring (or forbids it), or lacks a feature this loop needs.
-    pub(super) fn new(min: u16, span: usize, sockets: Vec<(u16, UdpSocket)>) -> io::Result<Self> {
-        let ring = IoUring::builder()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_cqsize(CQ_ENTRIES)
-            .build(SQ_ENTRIES)
-            .or_else(|_| {
-                IoUring::builder()
-                    .setup_cqsize(CQ_ENTRIES)
-                    .build(SQ_ENTRIES)
-            })?;
-        if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "io_uring without EXT_ARG or NODROP (kernel older than 5.11)",
-            ));
-        }
-        // Synchronous cancellation came with multishot recvmsg (6.0): with no request yet it
-        // answers "not found" where it exists.
-        let probe = ring
-            .submitter()
-            .register_sync_cancel(Some(Timespec::new().nsec(1_000)), CancelBuilder::any());
-        match probe {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Ok(()) => {}
-            Err(e) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!("io_uring without synchronous cancel (kernel older than 6.0): {e}"),
-                ))
-            }
+    /// A ring for `sockets` (port, socket) of a range of `span` ports from `min`: refused
+    /// where the kernel has no io_uring (or forbids it), or lacks a feature this loop needs;
+    /// the sockets then come back untouched.
+    pub(super) fn new(
+        min: u16,
+        span: usize,
+        sockets: Vec<(u16, UdpSocket)>,
+    ) -> Result<Self, Refused> {
+        let (ring, bufs) = match ring_and_buffers() {
+            Ok(r) => r,
+            Err(error) => return Err(Refused { error, sockets }),
+        };
+        if let Some(error) = sockets
+            .iter()
+            .find_map(|(_, s)| s.set_nonblocking(false).err())
+        {
+            return Err(Refused { error, sockets });
         }
         let mut msg = Box::new(unzeroed::<libc::msghdr>());
         msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-        let mut me = Self {
+        let mut fds = vec![-1; span];
+        for (port, s) in &sockets {
+            fds[usize::from(port - min)] = s.as_raw_fd();
+        }
+        Ok(Self {
             ring,
-            bufs: BufRing::new()?,
-            fds: vec![-1; span],
-            ports: Vec::with_capacity(sockets.len()),
-            _sockets: Vec::with_capacity(sockets.len()),
+            bufs,
+            fds,
             msg,
             dest: (0..NBUF)
                 .map(|_| unzeroed::<libc::sockaddr_storage>())
                 .collect(),
             rearm: Vec::with_capacity(sockets.len()),
-            registered: false,
-        };
-        // SAFETY: the entries are page-aligned (mmap) and stay mapped until the ring is
-        // closed: `bufs` is dropped after `ring`, and Drop unregisters first.
-        unsafe {
-            me.ring.submitter().register_buf_ring_with_flags(
-                me.bufs.entries as u64,
-                NBUF,
-                BGID,
-                0,
-            )?;
-        }
-        me.registered = true;
-        for (port, s) in sockets {
-            s.set_nonblocking(false)?;
-            let off = usize::from(port - min);
-            me.fds[off] = s.as_raw_fd();
-            me.ports.push(off);
-            me._sockets.push(s);
-        }
-        Ok(me)
+            _sockets: sockets.into_iter().map(|(_, s)| s).collect(),
+        })
     }
 
     /// Forwards until the control plane goes away.
     pub(super) fn run(&mut self, table: &mut Table) {
         let tick = Timespec::new().nsec(TICK.as_nanos() as u32);
         let wait = SubmitArgs::new().timespec(&tick);
-        self.rearm.extend_from_slice(&self.ports);
+        let ports = self.fds.iter().enumerate().filter(|(_, fd)| **fd >= 0);
+        self.rearm.extend(ports.map(|(off, _)| off));
         self.arm_receives();
         loop {
             if let Err(e) = self.ring.submitter().submit_with_args(1, &wait) {
@@ -356,6 +326,49 @@ impl Uring {
     }
 }
 
+/// The ring and its registered buffer ring, or why this kernel cannot have them.
+fn ring_and_buffers() -> io::Result<(IoUring, BufRing)> {
+    let ring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(CQ_ENTRIES)
+        .build(SQ_ENTRIES)
+        .or_else(|_| {
+            IoUring::builder()
+                .setup_cqsize(CQ_ENTRIES)
+                .build(SQ_ENTRIES)
+        })?;
+    if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring without EXT_ARG or NODROP (kernel older than 5.11)",
+        ));
+    }
+    // Synchronous cancellation came with multishot recvmsg (6.0): with no request yet it
+    // answers "not found" where it exists.
+    let probe = ring
+        .submitter()
+        .register_sync_cancel(Some(Timespec::new().nsec(1_000)), CancelBuilder::any());
+    match probe {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Ok(()) => {}
+        Err(e) => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring without synchronous cancel (kernel older than 6.0): {e}"),
+            ))
+        }
+    }
+    let bufs = BufRing::new()?;
+    // SAFETY: the entries are page-aligned (mmap) and stay mapped until the ring is closed:
+    // `Uring` drops `bufs` after `ring`, and its Drop unregisters them first.
+    unsafe {
+        ring.submitter()
+            .register_buf_ring_with_flags(bufs.entries as u64, NBUF, BGID, 0)?;
+    }
+    Ok((ring, bufs))
+}
+
 impl Drop for Uring {
     fn drop(&mut self) {
         // Every receive is pending for good and sends may be in flight: cancel them all and
@@ -368,7 +381,7 @@ impl Drop for Uring {
             Ok(()) => true,
             Err(e) => e.raw_os_error() == Some(libc::ENOENT),
         };
-        if quiet && self.registered {
+        if quiet {
             let _ = self.ring.submitter().unregister_buf_ring(BGID);
         } else if !quiet {
             // Requests may still use the buffers: keep them (and their ring) for good.
