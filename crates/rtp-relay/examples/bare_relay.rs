@@ -11,33 +11,15 @@
 //!  [--a-ip 127.0.0.2] [--b-ip 127.0.0.3]`; prints `PID <pid> PORTS <min>-<max>` and runs until killed.
 #![allow(unsafe_code)]
 
+mod common;
+
+use common::{arg, sockaddr};
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
 const BATCH: usize = 32;
 const MAX_DATAGRAM: usize = 2048;
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: Option<T>) -> T {
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("bad value for {name}")),
-        None => default.unwrap_or_else(|| panic!("missing {name}")),
-    }
-}
-
-fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
-    // SAFETY: all-zero bytes are a valid sockaddr_in.
-    let mut s: libc::sockaddr_in = unsafe { zeroed() };
-    s.sin_family = libc::AF_INET as libc::sa_family_t;
-    s.sin_port = port.to_be();
-    s.sin_addr = libc::in_addr {
-        s_addr: u32::from(ip).to_be(),
-    };
-    s
-}
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();

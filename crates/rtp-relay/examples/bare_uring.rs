@@ -17,6 +17,9 @@
 //! killed; counters go to stderr every 5 s.
 #![allow(unsafe_code)]
 
+mod common;
+
+use common::{arg, sockaddr};
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -34,27 +37,6 @@ const SQ_ENTRIES: u32 = 4096;
 const CQ_ENTRIES: u32 = 16384;
 /// user_data: recv completions carry the port offset, send completions `SEND | buffer id`.
 const SEND: u64 = 1 << 63;
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: Option<T>) -> T {
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("bad value for {name}")),
-        None => default.unwrap_or_else(|| panic!("missing {name}")),
-    }
-}
-
-fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
-    // SAFETY: all-zero bytes are a valid sockaddr_in.
-    let mut s: libc::sockaddr_in = unsafe { zeroed() };
-    s.sin_family = libc::AF_INET as libc::sa_family_t;
-    s.sin_port = port.to_be();
-    s.sin_addr = libc::in_addr {
-        s_addr: u32::from(ip).to_be(),
-    };
-    s
-}
 
 /// The provided buffer ring: `NBUF` entries in page-aligned memory shared with the kernel, over
 /// one allocation of `NBUF * BUF_SIZE` bytes.

@@ -8,6 +8,9 @@
 //! `relay_bench --port-min 24000 --calls 2000 --gen-base 20000 [--workers 1]`; prints
 //! `PID <pid> PORTS <min>-<max>`, then every second `forwarded <n> dropped <n>` on stderr.
 
+mod common;
+
+use common::arg;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,16 +19,6 @@ use rtp_relay::control::Command;
 use rtp_relay::fwd::{Io, Relay, RelayConfig};
 use rtp_relay::latch::LatchPolicy;
 use rtp_relay::session::Endpoint;
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: Option<T>) -> T {
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("bad value for {name}")),
-        None => default.unwrap_or_else(|| panic!("missing {name}")),
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

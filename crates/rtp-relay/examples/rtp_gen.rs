@@ -14,6 +14,9 @@
 //! the achieved send rate and the generator's own CPU seconds.
 #![allow(unsafe_code)]
 
+mod common;
+
+use common::arg;
 use std::io::BufRead;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -25,16 +28,6 @@ use std::time::{Duration, Instant};
 const BATCH: usize = 32;
 const PKT: usize = 172;
 const HIST_US: usize = 200_000;
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: Option<T>) -> T {
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("bad value for {name}")),
-        None => default.unwrap_or_else(|| panic!("missing {name}")),
-    }
-}
 
 fn realtime_ns() -> u64 {
     // SAFETY: all-zero is a valid timespec; clock_gettime fills it.
