@@ -240,6 +240,13 @@ fn wait_port(file: &Path, who: &str) -> Result<u16, String> {
     })
 }
 
+/// The PBX's and the carrier's media sockets, and their ports (what their SDPs name).
+fn media_sockets() -> (UdpSocket, UdpSocket, (u16, u16)) {
+    let (pbx, pbx_addr) = bind(PBX_IP);
+    let (carrier, carrier_addr) = bind(CARRIER_IP);
+    (pbx, carrier, (pbx_addr.port(), carrier_addr.port()))
+}
+
 /// Options for the SIPp playing `side` with media socket port `port` and port file `file`.
 fn media_args(rtp_var: &str, port: u16, file: &Path) -> Vec<String> {
     vec![
@@ -422,9 +429,7 @@ fn media_rtp_both_ways() {
     let _serial = serial();
     let topo = Topology::new("media_rtp_both_ways", Options::default());
     let mut sbcd = Sbcd::start(&topo);
-    let (pbx_sock, pbx_media) = bind(PBX_IP);
-    let (carrier_sock, carrier_media) = bind(CARRIER_IP);
-    let rtp = (pbx_media.port(), carrier_media.port());
+    let (pbx_sock, carrier_sock, rtp) = media_sockets();
     let call = start_call(
         &topo,
         ("uac_media.xml", "uas_media.xml"),
@@ -554,9 +559,7 @@ fn media_early() {
     let _serial = serial();
     let topo = Topology::new("media_early", Options::default());
     let mut sbcd = Sbcd::start(&topo);
-    let (pbx_sock, pbx_media) = bind(PBX_IP);
-    let (carrier_sock, carrier_media) = bind(CARRIER_IP);
-    let rtp = (pbx_media.port(), carrier_media.port());
+    let (pbx_sock, carrier_sock, rtp) = media_sockets();
     let answered = topo.dir.file("pbx-answered");
     let call = start_call(
         &topo,
@@ -662,9 +665,7 @@ fn media_hold_resume() {
     let _serial = serial();
     let topo = Topology::new("media_hold_resume", Options::default());
     let mut sbcd = Sbcd::start(&topo);
-    let (pbx_sock, pbx_media) = bind(PBX_IP);
-    let (carrier_sock, carrier_media) = bind(CARRIER_IP);
-    let rtp = (pbx_media.port(), carrier_media.port());
+    let (pbx_sock, carrier_sock, rtp) = media_sockets();
     let hold_file = topo.dir.file("pbx-sees-sbcd-port-held");
     let resume_file = topo.dir.file("pbx-sees-sbcd-port-resumed");
     let extra = [
