@@ -134,6 +134,70 @@ fn metrics_pass_promtool_and_prometheus_scrapes_them() {
                     ));
                 }
             }
+            // SIP messages by method, class, leg and direction: one call, answered.
+            let at_least_one = |name: &str, labels: &[(&str, &str)]| {
+                util::metric(&text, name, labels).is_some_and(|v| v >= 1.0)
+            };
+            for (method, leg, direction) in [
+                ("INVITE", "inbound", "received"),
+                ("INVITE", "outbound", "sent"),
+                ("ACK", "inbound", "received"),
+                ("ACK", "outbound", "sent"),
+                ("BYE", "inbound", "received"),
+                ("BYE", "outbound", "sent"),
+            ] {
+                let labels = [("method", method), ("leg", leg), ("direction", direction)];
+                if !at_least_one("sbc_sip_requests_total", &labels) {
+                    problems.push(format!("sbc_sip_requests_total{labels:?} is not counted"));
+                }
+            }
+            for (method, leg, direction) in [
+                ("INVITE", "outbound", "received"),
+                ("INVITE", "inbound", "sent"),
+                ("BYE", "outbound", "received"),
+                ("BYE", "inbound", "sent"),
+            ] {
+                let labels = [
+                    ("method", method),
+                    ("class", "2xx"),
+                    ("leg", leg),
+                    ("direction", direction),
+                ];
+                if !at_least_one("sbc_sip_responses_total", &labels) {
+                    problems.push(format!("sbc_sip_responses_total{labels:?} is not counted"));
+                }
+            }
+            // The carrier never sends sbcd a request in this call.
+            let carrier_invite = [
+                ("method", "INVITE"),
+                ("leg", "outbound"),
+                ("direction", "received"),
+            ];
+            if util::metric(&text, "sbc_sip_requests_total", &carrier_invite).is_some() {
+                problems.push(format!(
+                    "sbc_sip_requests_total{carrier_invite:?} counted, but the carrier sent no INVITE"
+                ));
+            }
+            if util::metric(
+                &text,
+                "sbc_call_setup_seconds_count",
+                &[("trunk", "carrier")],
+            ) != Some(1.0)
+            {
+                problems.push(
+                    "sbc_call_setup_seconds_count{trunk=carrier} is not 1 after one answered call"
+                        .to_owned(),
+                );
+            }
+            for timer in ["B", "F", "H"] {
+                if util::metric(&text, "sbc_transaction_timeouts_total", &[("timer", timer)])
+                    != Some(0.0)
+                {
+                    problems.push(format!(
+                        "sbc_transaction_timeouts_total{{timer={timer}}} is not 0 after a clean call"
+                    ));
+                }
+            }
             for name in [
                 "sbc_calls_active",
                 "sbc_sip_messages_dropped_total",

@@ -20,6 +20,7 @@ use sip_codec::Message;
 use trunks::probe::{Probe, ProbeParams};
 use trunks::register::{Env, Params, Registration, Status};
 
+use crate::counters::TxnTimer;
 use crate::ids::{self, Rng, Side, Token};
 use crate::leg::Peer;
 use crate::routing::Routing;
@@ -404,7 +405,15 @@ impl Agents {
                 transport: tx.transport,
                 conn: None,
             };
-            ctx.send(Bytes::from(tx.data), peer, t.pack(e.probe.attempt()));
+            ctx.send(
+                Side::B,
+                Bytes::from(tx.data),
+                peer,
+                t.pack(e.probe.attempt()),
+            );
+        }
+        for _ in 0..e.probe.take_timeouts() {
+            ctx.counters.timeout(TxnTimer::F);
         }
         if e.probe.take_changed() {
             let trunk = e.probe.params().trunk.clone();
@@ -485,7 +494,7 @@ impl Agents {
                     transport: b.transport,
                     conn: b.conn,
                 };
-                ctx.send(Bytes::from(out), peer, token.pack(0));
+                ctx.send(Side::B, Bytes::from(out), peer, token.pack(0));
                 self.awaiting.push((t.name.clone(), b.contact.clone()));
             }
         }
@@ -597,7 +606,10 @@ impl Agents {
                 transport: tx.transport,
                 conn: None,
             };
-            ctx.send(Bytes::from(tx.data), peer, t.pack(e.reg.attempt()));
+            ctx.send(Side::B, Bytes::from(tx.data), peer, t.pack(e.reg.attempt()));
+        }
+        for _ in 0..e.reg.take_timeouts() {
+            ctx.counters.timeout(TxnTimer::F);
         }
         if e.reg.take_changed() {
             ctx.event(Event::Registration {

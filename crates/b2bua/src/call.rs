@@ -20,6 +20,7 @@ use tracing::debug;
 
 use crate::auth;
 use crate::build::{self, ALLOW, SUPPORTED};
+use crate::counters::TxnTimer;
 use crate::ids::{self, Side, Token};
 use crate::leg::{Leg, Peer};
 use crate::media::{self, CallMedia, MediaError};
@@ -241,6 +242,8 @@ enum Phase {
 #[derive(Debug)]
 pub(crate) struct Call {
     token: Token,
+    /// When the caller's INVITE arrived (call setup time).
+    started: Instant,
     routing: Arc<Routing>,
     from_trunk: TrunkId,
     to_trunk: Option<TrunkId>,
@@ -374,6 +377,7 @@ impl Call {
             auth: None,
         };
         let mut call = Self {
+            started: now,
             token: new.token,
             routing: new.routing,
             from_trunk: new.from_trunk,
@@ -624,12 +628,13 @@ impl Call {
                 None => break,
                 Some(Output::Transmit) => {
                     if let Some(b) = &s.last {
-                        ctx.send(b.clone(), s.peer, token);
+                        ctx.send(s.side, b.clone(), s.peer, token);
                     }
                 }
                 Some(Output::Terminated) => s.done = true,
                 // Timer H (no ACK for an error response) and transport errors: the response
                 // is lost; the call is already over on this leg.
+                Some(Output::TimedOut) => ctx.counters.timeout(TxnTimer::H),
                 Some(_) => {}
             }
         }
@@ -657,16 +662,23 @@ impl Call {
             let out = c.machine.poll_output();
             match out {
                 None => break,
-                Some(Output::Transmit) => ctx.send(c.request.clone(), c.peer, token),
+                Some(Output::Transmit) => ctx.send(c.side, c.request.clone(), c.peer, token),
                 Some(Output::Ack) => {
                     let trunk = trunk_on(from_trunk, to_trunk, c.side);
                     let header = header_name(routing, trunk);
                     if let Some(ack) = msg.and_then(|m| build_non2xx_ack(&c.request, m, header)) {
-                        ctx.send(ack, c.peer, token);
+                        ctx.send(c.side, ack, c.peer, token);
                     }
                 }
                 Some(Output::Response(code)) => tu.push(code),
-                Some(Output::TimedOut) => tu.push(408),
+                Some(Output::TimedOut) => {
+                    ctx.counters.timeout(if c.method == Method::Invite {
+                        TxnTimer::B
+                    } else {
+                        TxnTimer::F
+                    });
+                    tu.push(408);
+                }
                 Some(Output::TransportError) => tu.push(503),
                 Some(Output::Terminated) => c.done = true,
             }
@@ -832,7 +844,7 @@ impl Call {
         w.finish_with_body(body);
         let request = Bytes::from(out);
         if method == Method::Ack {
-            ctx.send(request, peer, self.token.pack(id));
+            ctx.send(side, request, peer, self.token.pack(id));
             return Some(id);
         }
         let machine = ClientMachine::new(method, now, ctx.timers, peer);
@@ -1219,7 +1231,7 @@ impl Call {
             };
             let tag = self.legs[0].local_tag.clone();
             if let Some(r) = build::stateless_response(msg, inc.source, 482, &tag, |_| {}) {
-                ctx.send(r, peer, 0);
+                ctx.send(Side::A, r, peer, 0);
             }
             return;
         }
@@ -1246,7 +1258,7 @@ impl Call {
         };
         let tag = self.legs[0].local_tag.clone();
         if let Some(ok) = build::stateless_response(msg, inc.source, 200, &tag, |_| {}) {
-            ctx.send(ok, peer, 0);
+            ctx.send(Side::A, ok, peer, 0);
         }
         if self.phase != Phase::Setup {
             return;
@@ -1538,6 +1550,7 @@ impl Call {
                 }
             }
             200..=299 => {
+                let first = self.phase != Phase::Answered;
                 self.ring_deadline = None;
                 self.a_reliable = None;
                 self.phase = Phase::Answered;
@@ -1545,6 +1558,12 @@ impl Call {
                 self.legs[1].confirmed = true;
                 self.respond(now, ctx, a, code, reason, msg);
                 self.result = Some(CallResult::Answered);
+                if let Some(t) = self.to_trunk.filter(|_| first) {
+                    ctx.event(Event::CallAnswered {
+                        trunk: self.routing.config.trunk(t).name.clone(),
+                        setup: now.saturating_duration_since(self.started),
+                    });
+                }
             }
             _ => {
                 self.b_invite = None;
@@ -1695,7 +1714,7 @@ impl Call {
             return;
         };
         if let Some(ack) = &c.ack {
-            ctx.send(ack.clone(), c.peer, 0);
+            ctx.send(c.side, ack.clone(), c.peer, 0);
             return;
         }
         if c.ack_waits {
@@ -1782,7 +1801,7 @@ impl Call {
         if leg.remote_seq.is_some_and(|last| cseq <= last) && method != Method::Cancel {
             let tag = leg.local_tag.clone();
             if let Some(r) = build::stateless_response(msg, inc.source, 500, &tag, |_| {}) {
-                ctx.send(r, peer, 0);
+                ctx.send(side, r, peer, 0);
             }
             return;
         }
@@ -1815,7 +1834,7 @@ impl Call {
                         auth::write_challenge(w, &routing, trunk, code, stale, now, salt);
                     }
                 }) {
-                    ctx.send(r, peer, 0);
+                    ctx.send(side, r, peer, 0);
                 }
                 return;
             }
@@ -1825,7 +1844,7 @@ impl Call {
         if leg.ended && method != Method::Bye {
             let tag = leg.local_tag.clone();
             if let Some(r) = build::stateless_response(msg, inc.source, 481, &tag, |_| {}) {
-                ctx.send(r, peer, 0);
+                ctx.send(side, r, peer, 0);
             }
             return;
         }
@@ -2067,7 +2086,7 @@ impl Call {
             } else if now >= r.next {
                 r.interval *= 2;
                 r.next = now + r.interval;
-                ctx.send(r.bytes.clone(), r.peer, 0);
+                ctx.send(Side::A, r.bytes.clone(), r.peer, 0);
             }
         }
         if self.ring_deadline.is_some_and(|d| now >= d) {

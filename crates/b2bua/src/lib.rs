@@ -30,6 +30,7 @@ mod agents;
 mod auth;
 mod build;
 mod call;
+pub mod counters;
 pub mod ids;
 mod leg;
 mod media;
@@ -38,6 +39,7 @@ mod shard;
 
 use std::net::SocketAddr;
 
+pub use counters::SipCounters;
 pub use ids::Side;
 pub use media::{MediaSetup, MediaTotals};
 pub use routing::{Locals, Routing};
@@ -80,6 +82,13 @@ pub enum Event {
     CallStarted {
         /// The inbound trunk's name.
         trunk: String,
+    },
+    /// The called trunk answered: the caller got the 2xx (`sbc_call_setup_seconds{trunk}`).
+    CallAnswered {
+        /// The outbound trunk that answered.
+        trunk: String,
+        /// From the caller's INVITE to the 2xx relayed to it (post-dial delay and ringing).
+        setup: std::time::Duration,
     },
     /// A call ended.
     CallEnded {

@@ -19,6 +19,7 @@ use crate::agents::{Agents, KEEPALIVE_SLOT, PROBE_SLOT, REG_SLOT};
 use crate::auth;
 use crate::build::{self, ALLOW, SUPPORTED};
 use crate::call::{Call, NewCall};
+use crate::counters::{Direction, SipCounters};
 use crate::ids::{self, Rng, Side, Token};
 use crate::leg::Peer;
 use crate::media::{MediaPools, MediaSetup};
@@ -44,6 +45,8 @@ pub struct ShardOptions {
     pub ring_timeout: Duration,
     /// Media anchoring: this shard's ports and timeouts (None: SDP passes unchanged).
     pub media: Option<MediaSetup>,
+    /// Where the shard counts messages and transaction timeouts (read by the daemon).
+    pub counters: Arc<SipCounters>,
 }
 
 impl Default for ShardOptions {
@@ -55,6 +58,7 @@ impl Default for ShardOptions {
             seed: 0x5bcd,
             ring_timeout: Duration::from_secs(180),
             media: None,
+            counters: Arc::default(),
         }
     }
 }
@@ -93,11 +97,14 @@ pub(crate) struct Ctx {
     out: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub(crate) stats: Stats,
+    pub(crate) counters: Arc<SipCounters>,
 }
 
 impl Ctx {
-    pub(crate) fn send(&mut self, data: Bytes, peer: Peer, token: u64) {
+    /// Queues `data` for `peer` on leg `side` (counted by method or class and leg).
+    pub(crate) fn send(&mut self, side: Side, data: Bytes, peer: Peer, token: u64) {
         self.stats.sent += 1;
+        self.counters.sent(side, &data);
         self.out.push_back(Transmit {
             data,
             dest: peer.addr,
@@ -171,7 +178,7 @@ impl Answered {
         }
         match self.by_key.get(self.key.as_slice()) {
             Some(b) => {
-                ctx.send(b.clone(), peer_of(inc), 0);
+                ctx.send(Side::A, b.clone(), peer_of(inc), 0);
                 true
             }
             None => false,
@@ -282,6 +289,7 @@ impl Shard {
                 out: VecDeque::new(),
                 events: VecDeque::new(),
                 stats: Stats::default(),
+                counters: Arc::clone(&opts.counters),
             },
             routing,
             calls: Slab::new(),
@@ -541,9 +549,37 @@ impl Shard {
             }
             return;
         }
+        self.count_received(&msg);
         match msg.start {
             StartLine::Response { .. } => self.on_response(now, &msg),
             StartLine::Request { method, .. } => self.on_request(now, &msg, inc, method),
+        }
+    }
+
+    /// Counts a valid received message on its leg: a response by the side its branch names (sbcd
+    /// wrote it), an in-dialog request by the side of sbcd's To tag, anything else as inbound.
+    fn count_received(&self, msg: &Message<'_, '_>) {
+        let counters = &self.ctx.counters;
+        match msg.start {
+            StartLine::Response { code, .. } => {
+                let side = msg
+                    .top_via()
+                    .ok()
+                    .and_then(|v| v.branch())
+                    .and_then(ids::read_branch)
+                    .map_or(Side::A, |(_, side, _)| side);
+                let method = msg.cseq().map_or(Method::Other, |c| c.method_kind());
+                counters.response(side, Direction::Received, method, code);
+            }
+            StartLine::Request { method, .. } => {
+                let side = msg
+                    .to()
+                    .ok()
+                    .and_then(|t| t.tag())
+                    .and_then(ids::read_tag)
+                    .map_or(Side::A, |(_, side)| side);
+                counters.request(side, Direction::Received, method);
+            }
         }
     }
 
@@ -573,7 +609,7 @@ impl Shard {
             transport: inc.transport,
             conn: inc.conn,
         };
-        self.ctx.send(bytes, peer, 0);
+        self.ctx.send(Side::A, bytes, peer, 0);
     }
 
     fn on_response(&mut self, now: Instant, msg: &Message<'_, '_>) {
@@ -864,7 +900,7 @@ impl Shard {
                 if let Some(bytes) = build::stateless_response(msg, inc.source, code, &tag, |w| {
                     auth::write_challenge(w, routing, trunk, code, stale, now, salt);
                 }) {
-                    self.ctx.send(bytes, peer_of(inc), 0);
+                    self.ctx.send(Side::A, bytes, peer_of(inc), 0);
                 }
                 false
             }
@@ -939,7 +975,7 @@ impl Shard {
         }
         self.registered
             .remember(now, msg, bytes.clone(), self.ctx.timers.t1 * 64);
-        self.ctx.send(bytes, peer_of(inc), 0);
+        self.ctx.send(Side::A, bytes, peer_of(inc), 0);
     }
 
     /// After a call handled an input: forget it if it is over, else schedule its next wake-up.

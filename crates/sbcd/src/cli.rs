@@ -18,6 +18,11 @@ pub enum Command {
         /// The configuration file.
         config: PathBuf,
     },
+    /// `sbcd status --config FILE`: print the running daemon's status (from `admin.listen`).
+    Status {
+        /// The configuration file (its `admin.listen` is asked).
+        config: PathBuf,
+    },
     /// `--version` / `-V`.
     Version,
     /// `--help` / `-h`.
@@ -43,6 +48,8 @@ sbcd - SIP session border controller (B2BUA)
 Usage:
   sbcd --config FILE                 run the daemon
   sbcd check-config --config FILE    validate FILE: exit 0, or 78 listing every problem
+  sbcd status --config FILE          print the running daemon's trunks, calls and media
+                                     (asks admin.listen of FILE for /status.txt)
   sbcd --version
   sbcd --help
 
@@ -51,7 +58,8 @@ Options:
   -h, --help           print this help
   -V, --version        print the version
 
-Signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop the daemon.
+Signals: SIGHUP reloads the configuration (as does POST /reload on admin.listen); SIGTERM
+drains (new calls get 503, running calls go on for sip.shutdown_grace_secs); SIGINT stops.
 Environment: RUST_LOG overrides sip.log_level; SBC__SECTION__KEY overrides a config key
 (e.g. SBC__SIP__LOG_LEVEL=debug).
 Exit status: 0 success, 1 runtime failure, 64 usage error, 78 configuration error.
@@ -100,14 +108,15 @@ where
             return Err(UsageError(format!("unknown option {:?}", text)));
         } else if subcommand.is_some() {
             return Err(UsageError(format!("unexpected argument {:?}", text)));
-        } else if arg == OsStr::new("check-config") {
+        } else if arg == OsStr::new("check-config") || arg == OsStr::new("status") {
             subcommand = Some(text.into_owned());
         } else {
             return Err(UsageError(format!("unknown subcommand {:?}", text)));
         }
     }
     let config = config.ok_or_else(|| UsageError("missing --config FILE".into()))?;
-    Ok(match subcommand {
+    Ok(match subcommand.as_deref() {
+        Some("status") => Command::Status { config },
         Some(_) => Command::CheckConfig { config },
         None => Command::Run { config },
     })
@@ -142,6 +151,12 @@ mod tests {
         );
         assert_eq!(parse(&["check-config", "-c", "x.toml"]), Ok(check.clone()));
         assert_eq!(parse(&["--config", "x.toml", "check-config"]), Ok(check));
+        assert_eq!(
+            parse(&["status", "-c", "x.toml"]),
+            Ok(Command::Status {
+                config: "x.toml".into()
+            })
+        );
         assert_eq!(parse(&["--version"]), Ok(Command::Version));
         assert_eq!(parse(&["-V"]), Ok(Command::Version));
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
@@ -168,5 +183,10 @@ mod tests {
             usage(&["check-config", "check-config", "-c", "a"]),
             "unexpected argument \"check-config\""
         );
+        assert_eq!(
+            usage(&["status", "check-config", "-c", "a"]),
+            "unexpected argument \"check-config\""
+        );
+        assert_eq!(usage(&["status"]), "missing --config FILE");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sbc_config::{Config, ConfigErrors};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use std::time::Duration;
@@ -17,7 +17,6 @@ use std::time::Duration;
 use b2bua::ShardOptions;
 
 use crate::logging::{self, LogControl};
-use crate::metrics::Metrics;
 use crate::shards::{self, Input, ShardSet};
 use crate::transport::{self, TlsSetup, TransportError, TransportOptions, Transports};
 use crate::{EX_CONFIG, EX_SOFTWARE};
@@ -128,10 +127,20 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
         Arc::new(tokio::task::spawn_blocking(move || shards::routing(c, s)).await?)
     };
     shards::log_start(n, &locals);
-    let admin = crate::admin::serve(config.admin.listen, Arc::clone(&shard_set.counters))
-        .await
-        .with_context(|| format!("binding admin.listen {}", config.admin.listen))?;
-    info!(listen = %admin, "admin endpoint: /metrics /status /health");
+    // POST /reload asks the loop below, so reloads from HTTP and SIGHUP run one at a time.
+    let (reload_tx, mut reload_rx) = mpsc::channel::<oneshot::Sender<ReloadOutcome>>(4);
+    let admin = crate::admin::serve(
+        config.admin.listen,
+        crate::admin::State {
+            counters: Arc::clone(&shard_set.counters),
+            config: config_tx.subscribe(),
+            reload: reload_tx,
+            started: std::time::Instant::now(),
+        },
+    )
+    .await
+    .with_context(|| format!("binding admin.listen {}", config.admin.listen))?;
+    info!(listen = %admin, "admin endpoint: /metrics /status /health, POST /reload");
     let mut tasks = Vec::with_capacity(n);
     for (i, rx) in receivers.into_iter().enumerate() {
         let opts = ShardOptions {
@@ -144,6 +153,7 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
                 t4: config.sip.timers.t4,
             },
             media: media_setups.get(i).cloned(),
+            counters: Arc::clone(&shard_set.counters.sip[i]),
             ..ShardOptions::default()
         };
         tasks.push(tokio::spawn(shards::run_shard(
@@ -166,6 +176,7 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
         tokio::select! {
             _ = sigterm.recv() => {
                 info!(signal = "SIGTERM", "draining: new calls get 503");
+                shard_set.counters.draining.store(true, std::sync::atomic::Ordering::Relaxed);
                 if let Some(n) = &notifier {
                     n.stopping();
                 }
@@ -176,18 +187,13 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
                 break Duration::ZERO;
             }
             _ = sighup.recv() => {
-                if let Some(n) = &notifier {
-                    n.reloading();
-                }
-                if let Some(new) = reload(&config_path, &config_tx, &log, &shard_set.counters.metrics).await {
-                    let s = Arc::clone(&shared);
-                    let routing = Arc::new(tokio::task::spawn_blocking(move || shards::routing((*new).clone(), s)).await?);
-                    shard_set.broadcast(|| Input::Routing(Arc::clone(&routing))).await;
-                }
-                // Ready again either way: a refused or invalid file keeps the running config.
-                if let Some(n) = &notifier {
-                    n.ready("serving SIP");
-                }
+                info!(signal = "SIGHUP", config = %config_path.display(), "reloading config");
+                reload_and_apply(&config_path, &config_tx, &log, &shard_set, &shared, notifier.as_ref()).await;
+            }
+            Some(answer) = reload_rx.recv() => {
+                info!(request = "POST /reload", config = %config_path.display(), "reloading config");
+                let outcome = reload_and_apply(&config_path, &config_tx, &log, &shard_set, &shared, notifier.as_ref()).await;
+                let _ = answer.send(outcome);
             }
         }
     };
@@ -228,6 +234,76 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     }
     info!("sbcd stopped");
     Ok(())
+}
+
+/// Reloads the file and, when it is valid and changes no restart-only key, hands the new
+/// trunks and routes to every shard (new calls use them; running calls keep theirs). Tells
+/// systemd RELOADING=1 before and READY=1 after, whatever the outcome.
+async fn reload_and_apply(
+    path: &Path,
+    config_tx: &watch::Sender<Arc<Config>>,
+    log: &LogControl,
+    shard_set: &ShardSet,
+    shared: &Arc<trunks::Shared>,
+    notifier: Option<&crate::notify::Notifier>,
+) -> ReloadOutcome {
+    if let Some(n) = notifier {
+        n.reloading();
+    }
+    let outcome = match reload(path, config_tx, log).await {
+        Ok(new) => {
+            let s = Arc::clone(shared);
+            let trunks = new.trunks.len();
+            let routes = new.routes.len();
+            match tokio::task::spawn_blocking(move || shards::routing((*new).clone(), s)).await {
+                Ok(routing) => {
+                    let routing = Arc::new(routing);
+                    shard_set
+                        .broadcast(|| Input::Routing(Arc::clone(&routing)))
+                        .await;
+                    ReloadOutcome::Ok { trunks, routes }
+                }
+                Err(e) => ReloadOutcome::Failed(format!("building the routing table: {e}")),
+            }
+        }
+        Err(outcome) => outcome,
+    };
+    let label = outcome.label();
+    shard_set
+        .counters
+        .metrics
+        .config_reloads
+        .with_label_values(&[label])
+        .inc();
+    // Ready again either way: a refused or invalid file keeps the running config.
+    if let Some(n) = notifier {
+        n.ready("serving SIP");
+    }
+    outcome
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReloadOutcome {
+    /// Applied: new calls use these trunks and routes.
+    Ok { trunks: usize, routes: usize },
+    /// The file is invalid: every problem, as `check-config` prints it. Nothing applied.
+    Invalid(Vec<String>),
+    /// The file changes keys that need a restart. Nothing applied.
+    Refused(Vec<String>),
+    /// sbcd could not finish the reload. Nothing applied.
+    Failed(String),
+}
+
+impl ReloadOutcome {
+    /// The `result` label of `sbc_config_reloads_total`.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Ok { .. } => "ok",
+            Self::Invalid(_) | Self::Failed(_) => "error",
+            Self::Refused(_) => "refused",
+        }
+    }
 }
 
 /// How long sbcd waits at exit for un-REGISTERs of registrations on behalf.
@@ -288,17 +364,13 @@ async fn reload(
     path: &Path,
     config_tx: &watch::Sender<Arc<Config>>,
     log: &LogControl,
-    metrics: &Metrics,
-) -> Option<Arc<Config>> {
-    let count = |result: &str| metrics.config_reloads.with_label_values(&[result]).inc();
-    info!(signal = "SIGHUP", config = %path.display(), "reloading config");
+) -> Result<Arc<Config>, ReloadOutcome> {
     let owned = path.to_owned();
     let loaded = match tokio::task::spawn_blocking(move || sbc_config::load(&owned)).await {
         Ok(loaded) => loaded,
         Err(e) => {
             error!(error = %e, "config reload task failed; keeping the running config");
-            count("error");
-            return None;
+            return Err(ReloadOutcome::Failed(format!("reading the file: {e}")));
         }
     };
     let new = match loaded {
@@ -309,8 +381,9 @@ async fn reload(
                 errors = errors.len(),
                 "config reload failed; keeping the running config"
             );
-            count("error");
-            return None;
+            return Err(ReloadOutcome::Invalid(
+                errors.iter().map(ToString::to_string).collect(),
+            ));
         }
     };
     let restart_only = config_tx.borrow().restart_required(&new);
@@ -319,8 +392,9 @@ async fn reload(
             keys = %restart_only.join(", "),
             "config reload refused: these keys change only on restart; keeping the running config"
         );
-        count("refused");
-        return None;
+        return Err(ReloadOutcome::Refused(
+            restart_only.iter().map(ToString::to_string).collect(),
+        ));
     }
     log.apply(new.sip.log_level.as_deref());
     info!(
@@ -328,8 +402,7 @@ async fn reload(
         routes = new.routes.len(),
         "config reloaded"
     );
-    count("ok");
     let new = Arc::new(new);
     config_tx.send_replace(Arc::clone(&new));
-    Some(new)
+    Ok(new)
 }

@@ -22,6 +22,7 @@ mod media;
 mod metrics;
 mod notify;
 mod shards;
+mod status;
 pub mod transport;
 
 use std::ffi::OsString;
@@ -62,6 +63,7 @@ where
             0
         }
         Ok(Command::CheckConfig { config }) => check_config(&config),
+        Ok(Command::Status { config }) => status(&config),
         Ok(Command::Run { config }) => daemon::run(&config),
         Err(e) => {
             eprintln!("sbcd: {e}\nTry 'sbcd --help'.");
@@ -89,6 +91,34 @@ fn check_config(path: &Path) -> u8 {
                 let _ = writeln!(stderr, "{e}");
             }
             EX_CONFIG
+        }
+    }
+}
+
+/// `sbcd status`: the running daemon's table on stdout and 0; 78 if the file is invalid, 1 if
+/// the daemon does not answer on its `admin.listen`.
+fn status(path: &Path) -> u8 {
+    let config = match sbc_config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            let mut stderr = std::io::stderr().lock();
+            for e in &errors {
+                let _ = writeln!(stderr, "{e}");
+            }
+            return EX_CONFIG;
+        }
+    };
+    match status::fetch(config.admin.listen) {
+        Ok(table) => {
+            print!("{table}");
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "sbcd status: {e} (admin.listen in {}); is sbcd running with this config?",
+                path.display()
+            );
+            EX_SOFTWARE
         }
     }
 }

@@ -6,8 +6,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+/// `sbc_call_setup_seconds` buckets: from a fast answer to the longest ringing.
+const SETUP_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+];
 
 /// Every metric sbcd exports.
 #[derive(Debug)]
@@ -46,6 +52,14 @@ pub(crate) struct Metrics {
     pub(crate) trunk_rtp_packets: IntCounterVec,
     /// `sbc_trunk_rtp_bytes_total{trunk,direction}`: the same in bytes.
     pub(crate) trunk_rtp_bytes: IntCounterVec,
+    /// `sbc_sip_requests_total{method,leg,direction}` (copied from the shards' counters).
+    sip_requests: IntCounterVec,
+    /// `sbc_sip_responses_total{method,class,leg,direction}` (likewise).
+    sip_responses: IntCounterVec,
+    /// `sbc_transaction_timeouts_total{timer}` (likewise).
+    txn_timeouts: IntCounterVec,
+    /// `sbc_call_setup_seconds{trunk}`: INVITE received to 2xx relayed, by answering trunk.
+    pub(crate) call_setup: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -167,8 +181,48 @@ impl Metrics {
             "Media components being relayed (an RTP stream, and its RTCP when not muxed)",
         )
         .expect("valid metric");
+        let sip_requests = IntCounterVec::new(
+            Opts::new(
+                "sbc_sip_requests_total",
+                "SIP requests by method, leg (inbound: the calling trunk and PBXs registering to sbcd; outbound: the called trunk, registrations on behalf, OPTIONS probes) and direction (received, sent; retransmissions included)",
+            ),
+            &["method", "leg", "direction"],
+        )
+        .expect("valid metric");
+        let sip_responses = IntCounterVec::new(
+            Opts::new(
+                "sbc_sip_responses_total",
+                "SIP responses by the method they answer, class (1xx..6xx), leg and direction",
+            ),
+            &["method", "class", "leg", "direction"],
+        )
+        .expect("valid metric");
+        let txn_timeouts = IntCounterVec::new(
+            Opts::new(
+                "sbc_transaction_timeouts_total",
+                "Transactions ended by an RFC 3261 timer (B: no final response to an INVITE sbcd sent; F: to another request; H: no ACK for a final response sbcd sent)",
+            ),
+            &["timer"],
+        )
+        .expect("valid metric");
+        for timer in b2bua::counters::TIMERS {
+            txn_timeouts.with_label_values(&[timer]);
+        }
+        let call_setup = HistogramVec::new(
+            HistogramOpts::new(
+                "sbc_call_setup_seconds",
+                "From the caller's INVITE to the 2xx relayed to it, by the trunk that answered",
+            )
+            .buckets(SETUP_BUCKETS.to_vec()),
+            &["trunk"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(calls_active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sip_requests.clone()),
+            Box::new(sip_responses.clone()),
+            Box::new(txn_timeouts.clone()),
+            Box::new(call_setup.clone()),
             Box::new(calls_total.clone()),
             Box::new(messages_dropped.clone()),
             Box::new(config_reloads.clone()),
@@ -207,6 +261,37 @@ impl Metrics {
             rtp_components,
             trunk_rtp_packets,
             trunk_rtp_bytes,
+            sip_requests,
+            sip_responses,
+            txn_timeouts,
+            call_setup,
+        }
+    }
+
+    /// Brings the SIP message and timeout counters up to the shards' totals (called when
+    /// scraped, one scrape at a time). A label set appears once its count is above zero.
+    pub(crate) fn copy_sip_counters(&self, shards: &[std::sync::Arc<b2bua::SipCounters>]) {
+        let up_to = |c: IntCounter, total: u64| c.inc_by(total.saturating_sub(c.get()));
+        let mut requests = std::collections::HashMap::new();
+        let mut responses = std::collections::HashMap::new();
+        let mut timeouts = std::collections::HashMap::new();
+        for s in shards {
+            s.for_each_request(|leg, dir, method, n| {
+                *requests.entry([method, leg, dir]).or_insert(0) += n;
+            });
+            s.for_each_response(|leg, dir, method, class, n| {
+                *responses.entry([method, class, leg, dir]).or_insert(0) += n;
+            });
+            s.for_each_timeout(|timer, n| *timeouts.entry(timer).or_insert(0) += n);
+        }
+        for (labels, n) in requests.into_iter().filter(|(_, n)| *n > 0) {
+            up_to(self.sip_requests.with_label_values(&labels), n);
+        }
+        for (labels, n) in responses.into_iter().filter(|(_, n)| *n > 0) {
+            up_to(self.sip_responses.with_label_values(&labels), n);
+        }
+        for (timer, n) in timeouts {
+            up_to(self.txn_timeouts.with_label_values(&[timer]), n);
         }
     }
 

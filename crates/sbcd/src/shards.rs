@@ -44,6 +44,24 @@ pub(crate) enum Input {
     Media(rtp_relay::control::Event),
 }
 
+/// The `result` labels of `sbc_calls_total`, in the order of [`TrunkCalls`]' arrays.
+pub(crate) const RESULTS: [&str; 5] = [
+    "answered",
+    "cancelled",
+    "failed",
+    "timeout",
+    "media_timeout",
+];
+
+/// A trunk's calls for `/status`: in progress (calls it placed), and ended by result, as the
+/// calling trunk (`inbound`) and as the trunk a call last went to (`outbound`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TrunkCalls {
+    pub(crate) active: i64,
+    pub(crate) inbound: [u64; RESULTS.len()],
+    pub(crate) outbound: [u64; RESULTS.len()],
+}
+
 /// Counters shared by the shard tasks and the daemon.
 #[derive(Debug, Default)]
 pub(crate) struct ShardCounters {
@@ -59,6 +77,14 @@ pub(crate) struct ShardCounters {
     pub(crate) registrations: DashMap<String, RegStatus>,
     /// Trunks an OPTIONS probe found down, with the deciding status (for /status).
     pub(crate) trunks_down: DashMap<String, u16>,
+    /// Calls per trunk (for /status; touched once at a call's start and once at its end).
+    pub(crate) trunk_calls: DashMap<String, TrunkCalls>,
+    /// Each shard's SIP message and transaction timeout counters.
+    pub(crate) sip: Vec<Arc<b2bua::SipCounters>>,
+    /// One scrape at a time copies counters into the registry.
+    refresh: std::sync::Mutex<()>,
+    /// Set at SIGTERM: `/health` answers 503.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
     /// The Prometheus registry.
     pub(crate) metrics: Metrics,
 }
@@ -66,7 +92,12 @@ pub(crate) struct ShardCounters {
 impl ShardCounters {
     /// Sets the metrics that are read rather than counted, for a scrape.
     pub(crate) fn refresh_metrics(&self) {
+        let _one = self
+            .refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let m = &self.metrics;
+        m.copy_sip_counters(&self.sip);
         m.calls_active
             .set(i64::try_from(self.active_calls()).unwrap_or(i64::MAX));
         let used: usize = self
@@ -115,6 +146,10 @@ impl ShardSet {
             dropped_overload: AtomicU64::new(0),
             registrations: DashMap::new(),
             trunks_down: DashMap::new(),
+            trunk_calls: DashMap::new(),
+            sip: (0..n).map(|_| Arc::default()).collect(),
+            refresh: std::sync::Mutex::new(()),
+            draining: std::sync::atomic::AtomicBool::new(false),
             metrics: Metrics::new(),
         };
         (
@@ -304,6 +339,9 @@ fn handle(shard: &mut Shard, input: Input) {
 fn log_event(e: &Event) {
     match e {
         Event::CallStarted { trunk } => debug!(trunk, "call started"),
+        Event::CallAnswered { trunk, setup } => {
+            debug!(trunk, setup_ms = setup.as_millis() as u64, "call answered");
+        }
         Event::CallEnded { trunk, to, result } => {
             debug!(
                 trunk,
@@ -329,8 +367,12 @@ fn log_event(e: &Event) {
 fn count_event(counters: &ShardCounters, e: Event) {
     let m = &counters.metrics;
     match e {
+        Event::CallStarted { trunk } => {
+            counters.trunk_calls.entry(trunk).or_default().active += 1;
+        }
         Event::CallEnded { trunk, to, result } => {
             let result = result.label();
+            let i = RESULTS.iter().position(|r| *r == result).unwrap_or(2);
             m.calls_total
                 .with_label_values(&[trunk.as_str(), "inbound", result])
                 .inc();
@@ -338,9 +380,17 @@ fn count_event(counters: &ShardCounters, e: Event) {
                 m.calls_total
                     .with_label_values(&[to.as_str(), "outbound", result])
                     .inc();
+                counters.trunk_calls.entry(to).or_default().outbound[i] += 1;
             }
+            let mut c = counters.trunk_calls.entry(trunk).or_default();
+            c.active -= 1;
+            c.inbound[i] += 1;
         }
         Event::Dropped { reason } => m.message_dropped(reason.label()),
+        Event::CallAnswered { trunk, setup } => m
+            .call_setup
+            .with_label_values(&[trunk.as_str()])
+            .observe(setup.as_secs_f64()),
         Event::AuthFailed { trunk, mode } => m
             .auth_failures
             .with_label_values(&[trunk.as_deref().unwrap_or("unknown"), mode])
@@ -376,7 +426,6 @@ fn count_event(counters: &ShardCounters, e: Event) {
                 }
             }
         }
-        _ => {}
     }
 }
 

@@ -40,10 +40,19 @@ fn sample_on_free_ports(name: &str) -> PathBuf {
 
 /// `GET path` on the admin endpoint: (status line, body).
 fn http_get(addr: &str, path: &str) -> (String, String) {
+    http(addr, "GET", path)
+}
+
+/// `method path` on the admin endpoint: (status line, body).
+fn http(addr: &str, method: &str, path: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to admin");
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: sbcd\r\n\r\n").unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: sbcd\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read the response");
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
@@ -353,8 +362,43 @@ fn admin_endpoint_counts_auth_failures_and_shows_status() {
     );
     let (status, body) = http_get(&admin, "/status");
     assert_eq!(status, "HTTP/1.1 200 OK");
-    assert_eq!(body, "{\"registrations\":[],\"trunks_down\":[]}\n");
+    for part in [
+        concat!("{\"version\":\"", env!("CARGO_PKG_VERSION"), "\",\"uptime_secs\":"),
+        // Ports free: the range, less those other tests' daemons hold right now.
+        ",\"draining\":false,\"calls_active\":0,\"media\":{\"sessions\":0,\"ports_free\":",
+        "{\"name\":\"pbx\",\"registration\":null,\"health\":null,\"calls\":{\"active\":0,\"inbound\":{\"answered\":0,",
+        "{\"name\":\"carrier\",",
+    ] {
+        assert!(body.contains(part), "missing {part} in {body}");
+    }
+    // `sbcd status` prints the same as a table (from a config naming the bound admin port).
+    let asked = path.with_file_name("status.toml");
+    std::fs::write(
+        &asked,
+        std::fs::read_to_string(&path).unwrap().replace(
+            r#"listen = "127.0.0.1:0""#,
+            &format!(r#"listen = "{admin}""#),
+        ),
+    )
+    .unwrap();
+    let out = sbcd(&["status", "-c", asked.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with(concat!("sbcd ", env!("CARGO_PKG_VERSION"), ", up ")),
+        "{table}"
+    );
+    assert!(lines[3].starts_with("TRUNK "), "{table}");
+    assert!(lines.iter().any(|l| l.starts_with("pbx ")), "{table}");
+    assert!(lines.iter().any(|l| l.starts_with("carrier ")), "{table}");
     assert_eq!(http_get(&admin, "/nope").0, "HTTP/1.1 404 Not Found");
+    assert_eq!(
+        http(&admin, "DELETE", "/metrics").0,
+        "HTTP/1.1 405 Method Not Allowed"
+    );
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(), 0);
 }
@@ -424,10 +468,38 @@ fn sighup_reloads_and_keeps_running_on_errors() {
     let line = daemon.wait_for("config reloaded");
     assert!(line.contains("routes=3"), "{line}");
 
-    // One reload of each result, counted.
+    // POST /reload does the same and answers with the outcome.
+    std::fs::write(
+        &path,
+        good.replace("from = \"carrier\"", "from = \"carier\""),
+    )
+    .unwrap();
+    let (status, body) = http(&admin, "POST", "/reload");
+    assert_eq!(status, "HTTP/1.1 422 Unprocessable Entity", "{body}");
+    assert_eq!(
+        body,
+        "{\"result\":\"error\",\"errors\":[\"route[1].from: unknown trunk \\\"carier\\\"\"]}\n"
+    );
+    std::fs::write(&path, good.replace("port_max = 29999", "port_max = 21999")).unwrap();
+    let (status, body) = http(&admin, "POST", "/reload");
+    assert_eq!(status, "HTTP/1.1 409 Conflict", "{body}");
+    assert_eq!(
+        body,
+        "{\"result\":\"refused\",\"restart_required\":[\"media.port_max\"]}\n"
+    );
+    std::fs::write(&path, &good).unwrap();
+    let (status, body) = http(&admin, "POST", "/reload");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    assert_eq!(body, "{\"result\":\"ok\",\"trunks\":2,\"routes\":2}\n");
+    assert_eq!(
+        http_get(&admin, "/reload").0,
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+
+    // Two reloads of each result, counted.
     let (_, metrics) = http_get(&admin, "/metrics");
     for result in ["error", "refused", "ok"] {
-        let sample = format!("sbc_config_reloads_total{{result=\"{result}\"}} 1");
+        let sample = format!("sbc_config_reloads_total{{result=\"{result}\"}} 2");
         assert!(
             metrics.lines().any(|l| l == sample),
             "no `{sample}` in:\n{metrics}"

@@ -48,6 +48,8 @@ pub struct Probe {
     up: bool,
     changed: bool,
     last: Option<u16>,
+    /// OPTIONS that got no final response (Timer F) since the driver last asked.
+    timeouts: u32,
     out: VecDeque<Transmit>,
 }
 
@@ -67,6 +69,7 @@ impl Probe {
             up: true,
             changed: false,
             last: None,
+            timeouts: 0,
             out: VecDeque::new(),
         }
     }
@@ -92,6 +95,11 @@ impl Probe {
     /// Whether up/down changed since the last call.
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
+    }
+
+    /// How many OPTIONS timed out (Timer F) since the last call.
+    pub fn take_timeouts(&mut self) -> u32 {
+        std::mem::take(&mut self.timeouts)
     }
 
     /// The attempt number of the OPTIONS in flight.
@@ -176,6 +184,7 @@ impl Probe {
                 }
                 Output::TimedOut => {
                     self.txn = None;
+                    self.timeouts += 1;
                     self.set_up(false, 408);
                 }
                 Output::TransportError => {

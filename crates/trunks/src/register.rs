@@ -151,6 +151,8 @@ pub struct Registration {
     auth_tries: u8,
     out: VecDeque<Transmit>,
     changed: bool,
+    /// REGISTERs that got no final response (Timer F) since the driver last asked.
+    timeouts: u32,
 }
 
 impl Registration {
@@ -179,6 +181,7 @@ impl Registration {
             auth_tries: 0,
             out: VecDeque::new(),
             changed: true,
+            timeouts: 0,
         }
     }
 
@@ -204,6 +207,11 @@ impl Registration {
     /// Whether the status changed since the last call (the driver then reports it).
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
+    }
+
+    /// How many REGISTERs timed out (Timer F) since the last call.
+    pub fn take_timeouts(&mut self) -> u32 {
+        std::mem::take(&mut self.timeouts)
     }
 
     /// The next REGISTER to send.
@@ -341,6 +349,7 @@ impl Registration {
                 }
                 Output::TimedOut => {
                     self.txn = None;
+                    self.timeouts += 1;
                     self.fail(now, env, 408, "timeout (no response)", true);
                 }
                 Output::TransportError => {
