@@ -741,6 +741,24 @@ impl Call {
         self.end(ctx, CallResult::MediaTimeout);
     }
 
+    /// sbcd stops (the drain's grace period is over): a BYE on each confirmed leg, CANCEL or
+    /// 503 on a pending one, with `Reason: SIP;cause=503;text="shutting down"`.
+    pub(crate) fn shut_down(&mut self, now: Instant, ctx: &mut Ctx) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        let reason: &[u8] = b"SIP;cause=503;text=\"shutting down\"";
+        let result = if self.phase == Phase::Answered {
+            CallResult::Answered
+        } else {
+            CallResult::Failed(503)
+        };
+        self.ring_deadline = None;
+        self.end_leg(now, ctx, Side::B, 503, Some(reason));
+        self.end_leg(now, ctx, Side::A, 503, Some(reason));
+        self.end(ctx, result);
+    }
+
     /// The trunk of the leg on `side`: the caller's, or the one being tried or answered.
     fn trunk_of(&self, side: Side) -> Option<TrunkId> {
         trunk_on(self.from_trunk, self.to_trunk, side)

@@ -93,6 +93,13 @@ impl MediaPools {
         }
     }
 
+    /// The idle and hold limits of a reloaded config: for streams opened or put on hold or
+    /// resumed from now on (running streams keep the limit the relay was given).
+    pub(crate) fn set_timeouts(&mut self, idle: Duration, hold: Duration) {
+        self.idle = idle;
+        self.hold = hold;
+    }
+
     /// Waits for `components` counters of the call `token` (just closed).
     fn expect(
         &mut self,

@@ -28,6 +28,10 @@ use crate::{DropReason, Event, Incoming, Transmit};
 
 /// Most header lines sbcd reads from one message; more is a 400 (`sip_codec::Limits`).
 const MAX_HEADERS: usize = 96;
+/// `Retry-After` of the 503 a draining sbcd answers new INVITEs with (RFC 3261 §21.5.4):
+/// callers that know another server of the trunk (RFC 3263) use it meanwhile; a restarted
+/// sbcd is serving again well within this.
+const DRAIN_RETRY_AFTER: &[u8] = b"30";
 
 /// How a shard is set up.
 #[derive(Debug, Clone)]
@@ -309,12 +313,32 @@ impl Shard {
     /// Registrations on behalf are reconciled with it at the next
     /// [`handle_timeout`](Self::handle_timeout) (call it after this).
     pub fn set_routing(&mut self, routing: Arc<Routing>) {
+        if let Some(pools) = self.ctx.media.as_mut() {
+            let m = &routing.config.media;
+            pools.set_timeouts(m.idle_timeout, m.hold_timeout);
+        }
         self.routing = routing;
         self.agents.dirty = true;
     }
 
-    /// Draining (SIGTERM): new INVITEs get 503; running calls go on; registrations on behalf
-    /// are removed (un-REGISTER) at the next [`handle_timeout`](Self::handle_timeout).
+    /// Ends every call now (the drain's grace period is over): BYE on both legs of answered
+    /// calls, CANCEL and 503 for calls still ringing. The shard then finishes those
+    /// transactions; [`active_calls`](Self::active_calls) reaches 0 once they are answered or
+    /// time out.
+    pub fn hang_up_all(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        let slots: Vec<usize> = self.calls.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            if let Some(call) = self.calls.get_mut(slot) {
+                call.shut_down(now, &mut self.ctx);
+            }
+            self.settle(slot);
+        }
+    }
+
+    /// Draining (SIGTERM): new INVITEs get 503 with `Retry-After`; running calls go on;
+    /// registrations on behalf are removed (un-REGISTER) at the next
+    /// [`handle_timeout`](Self::handle_timeout).
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;
         self.agents.dirty = true;
@@ -592,9 +616,13 @@ impl Shard {
         let mut tag_hex = Vec::with_capacity(16);
         ids::put_hex(&mut tag_hex, self.ctx.rng.next_u64(), 16);
         let options = msg.method() == Some(Method::Options);
+        let draining = self.draining;
         let Some(bytes) = build::stateless_response(msg, inc.source, code, &tag_hex, |w| {
             if code == 405 || (options && code == 200) {
                 w.header(HeaderKind::Allow, ALLOW);
+            }
+            if code == 503 && draining {
+                w.header(HeaderKind::RetryAfter, DRAIN_RETRY_AFTER);
             }
             if options && code == 200 {
                 w.header(HeaderKind::Accept, b"application/sdp")

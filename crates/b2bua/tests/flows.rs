@@ -757,3 +757,75 @@ fn record_route_of_the_caller_is_copied_into_the_answer() {
         Some("<sip:127.0.0.1:5071;lr;ftag=x>")
     );
 }
+
+#[test]
+fn draining_refuses_new_calls_then_hang_up_all_ends_every_call() {
+    let mut net = Net::new();
+    let (_inv, ok) = establish(&mut net, "call-up");
+    // A second call, still ringing.
+    let out = net.send(PBX, &pbx_invite("call-ringing", "12125551234"));
+    let ringing_inv = one(&out, CARRIER, "INVITE", is_req("INVITE")).clone();
+    net.send(
+        CARRIER,
+        &answer(&ringing_inv, 180, "c-r", "127.0.0.2:5080", &[], ""),
+    );
+    assert_eq!(net.shard.active_calls(), 2);
+
+    net.shard.set_draining(true);
+    let out = net.send(PBX, &pbx_invite("call-new", "12125551234"));
+    let refused = one(&out, PBX, "503", is_code(503));
+    assert_eq!(
+        refused.header(HeaderKind::RetryAfter).as_deref(),
+        Some("30"),
+        "{}",
+        refused.text
+    );
+    assert!(out.iter().all(|s| s.to != addr(CARRIER)), "{out:#?}");
+    // Both calls go on while draining.
+    assert_eq!(net.shard.active_calls(), 2);
+    net.events();
+
+    net.shard.hang_up_all(net.now);
+    let out = net.drain();
+    let reason = "SIP;cause=503;text=\"shutting down\"";
+    let bye_pbx = one(&out, PBX, "BYE to the caller", is_req("BYE"));
+    assert_eq!(
+        bye_pbx.header(HeaderKind::CallId).as_deref(),
+        Some("call-up")
+    );
+    assert_eq!(bye_pbx.header(HeaderKind::Reason).as_deref(), Some(reason));
+    let bye_carrier = one(&out, CARRIER, "BYE to the callee", is_req("BYE"));
+    assert_eq!(
+        bye_carrier.header(HeaderKind::Reason).as_deref(),
+        Some(reason)
+    );
+    let cancel = one(
+        &out,
+        CARRIER,
+        "CANCEL of the ringing call",
+        is_req("CANCEL"),
+    );
+    assert_eq!(
+        cancel.header(HeaderKind::CallId),
+        ringing_inv.header(HeaderKind::CallId)
+    );
+    one(&out, PBX, "503 to the ringing caller", |s| {
+        s.code() == Some(503) && s.cseq().1 == "INVITE"
+    });
+    assert_eq!(net.shard.active_calls(), 0);
+    let ended: Vec<CallResult> = net
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::CallEnded { result, .. } => Some(result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [CallResult::Answered, CallResult::Failed(503)]);
+    // The BYEs are transactions of their own: answered, they end.
+    net.send(
+        CARRIER,
+        &answer(bye_carrier, 200, "carrier", "127.0.0.2:5080", &[], ""),
+    );
+    let _ = ok;
+}

@@ -386,3 +386,44 @@ fn calls_take_the_whole_range_and_give_it_all_back() {
         is_req("INVITE"),
     );
 }
+
+/// A reload's `media.idle_timeout_secs` and `hold_timeout_secs` apply to the streams of new
+/// calls; a call set up before keeps the limit its relay components were given.
+#[test]
+fn reloaded_idle_timeout_applies_to_new_calls() {
+    let mut net = net(&[20000, 20002, 20004, 20006]);
+    let idle_of = |cmds: &[Command]| {
+        cmds.iter().find_map(|c| match c {
+            Command::Update {
+                leg: Leg::A,
+                idle: Some(i),
+                ..
+            } => Some(*i),
+            _ => None,
+        })
+    };
+    net.send(PBX, &pbx_invite("call-before", "12125551234"));
+    assert_eq!(idle_of(&commands(&mut net)), Some(IDLE));
+
+    let reloaded = format!(
+        "{}{CONFIG}",
+        SECTIONS.replace(
+            "port_max = 20099\n",
+            "port_max = 20099\nidle_timeout_secs = 7\nhold_timeout_secs = 70\n"
+        )
+    );
+    let config = sbc_config::load_str(&reloaded, std::path::Path::new(".")).unwrap();
+    let shared = std::sync::Arc::new(trunks::Shared::new([7; 32], net.now));
+    net.shard
+        .set_routing(std::sync::Arc::new(b2bua::Routing::new(
+            config,
+            shared,
+            |_, _, _| Vec::new(),
+        )));
+    net.send(PBX, &pbx_invite("call-after", "12125551234"));
+    assert_eq!(
+        idle_of(&commands(&mut net)),
+        Some(Duration::from_secs(7)),
+        "the new call's streams get the reloaded idle limit"
+    );
+}

@@ -82,27 +82,36 @@ where
     })?;
     let text = String::from_utf8(text).map_err(|_| ConfigError::new(&file, "not UTF-8 text"))?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    load_layers(&text, &file, base_dir, env_overrides(env)?)
+    let (overrides, credentials) = env_overrides(env)?;
+    load_layers(&text, &file, base_dir, overrides, credentials.as_deref())
 }
 
 /// Validates TOML text without environment overrides; relative `password_file` and TLS paths
 /// are taken relative to `base_dir`. Errors about the text itself name the path `<string>`.
 pub fn load_str(toml: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    load_layers(toml, "<string>", base_dir, Vec::new())
+    load_layers(toml, "<string>", base_dir, Vec::new(), None)
 }
 
-/// The `SBC__*` variables of `env`, names as given.
+/// The `SBC__*` variables of `env`, names as given, and `CREDENTIALS_DIRECTORY` (where
+/// systemd's `LoadCredential=` puts secrets; `password_file` may start with it).
+#[allow(clippy::type_complexity)]
 fn env_overrides<K, V>(
     env: impl IntoIterator<Item = (K, V)>,
-) -> Result<Vec<(String, String)>, ConfigErrors>
+) -> Result<(Vec<(String, String)>, Option<std::path::PathBuf>), ConfigErrors>
 where
     K: Into<OsString>,
     V: Into<OsString>,
 {
     let mut vars = Vec::new();
+    let mut credentials = None;
     let mut errors = Vec::new();
     for (name, value) in env {
-        let Ok(name) = name.into().into_string() else {
+        let name = name.into();
+        if name == "CREDENTIALS_DIRECTORY" {
+            credentials = Some(std::path::PathBuf::from(value.into()));
+            continue;
+        }
+        let Ok(name) = name.into_string() else {
             continue;
         };
         if !name.to_ascii_uppercase().starts_with(ENV_PREFIX) {
@@ -117,7 +126,7 @@ where
         }
     }
     if errors.is_empty() {
-        Ok(vars)
+        Ok((vars, credentials))
     } else {
         Err(ConfigErrors::new(errors))
     }
@@ -134,6 +143,7 @@ fn load_layers(
     file: &str,
     base_dir: &Path,
     env: Vec<(String, String)>,
+    credentials: Option<&Path>,
 ) -> Result<Config, ConfigErrors> {
     let overrides: config::Map<String, String> = env.iter().cloned().collect();
     let merged = config::Config::builder()
@@ -162,7 +172,7 @@ fn load_layers(
     }
     match merged.clone().try_deserialize::<RawConfig>() {
         Err(first) => errors.extend(shape_errors(&merged, first, file)),
-        Ok(raw) => match raw.validate(base_dir) {
+        Ok(raw) => match raw.validate_with(base_dir, credentials) {
             Ok(config) if errors.is_empty() => return Ok(config),
             Ok(_) => {}
             Err(e) => errors.extend(e),

@@ -56,12 +56,14 @@ impl Config {
     }
 
     /// The keys whose change a reload cannot apply, because sockets are bound or the RTP port
-    /// pool is built once at startup. A reload that changes any of them must be refused (the
+    /// pool is built once at startup, or because calls in progress carry them in their dialogs
+    /// and SDP (the advertised addresses). A reload that changes any of them must be refused (the
     /// daemon keeps the running configuration); empty means `new` can replace `self`.
     #[must_use]
     pub fn restart_required(&self, new: &Self) -> Vec<&'static str> {
         let checks = [
             ("sip.listen", self.sip.listen != new.sip.listen),
+            ("sip.advertise", self.sip.advertise != new.sip.advertise),
             ("sip.t1_ms", self.sip.timers.t1 != new.sip.timers.t1),
             ("sip.t2_ms", self.sip.timers.t2 != new.sip.timers.t2),
             ("sip.t4_ms", self.sip.timers.t4 != new.sip.timers.t4),
@@ -76,6 +78,10 @@ impl Config {
                     != new.sip.tls.as_ref().map(|t| &t.key_file),
             ),
             ("media.listen", self.media.listen != new.media.listen),
+            (
+                "media.advertise",
+                self.media.advertise != new.media.advertise,
+            ),
             (
                 "media.port_min",
                 self.media.ports.min() != new.media.ports.min(),

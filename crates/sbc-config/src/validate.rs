@@ -65,9 +65,21 @@ impl RawConfig {
     /// Reads `password_file`s and checks that TLS files are readable; relative paths are taken
     /// relative to `base_dir` (the configuration file's directory).
     pub fn validate(&self, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        self.validate_with(base_dir, None)
+    }
+
+    /// [`validate`](Self::validate), with systemd's credentials directory: a `password_file`
+    /// that starts with `$CREDENTIALS_DIRECTORY/` (or `${CREDENTIALS_DIRECTORY}/`) is read
+    /// from `credentials` (the `CREDENTIALS_DIRECTORY` variable `LoadCredential=` sets).
+    pub fn validate_with(
+        &self,
+        base_dir: &Path,
+        credentials: Option<&Path>,
+    ) -> Result<Config, ConfigErrors> {
         let mut v = Validator {
             errors: Vec::new(),
             base_dir,
+            credentials,
         };
         let sip = v.sip(&self.sip);
         let media = v.media(&self.media);
@@ -126,6 +138,7 @@ impl RawTrunk {
 struct Validator<'a> {
     errors: Vec<ConfigError>,
     base_dir: &'a Path,
+    credentials: Option<&'a Path>,
 }
 
 impl Validator<'_> {
@@ -860,7 +873,23 @@ impl Validator<'_> {
     /// Reads a password file: one line, a final line break ignored.
     fn password_file(&mut self, path: &str, file: &Path) -> Option<Secret> {
         let shown = file.display().to_string();
-        let text = match std::fs::read(self.base_dir.join(file)) {
+        let in_credentials = file.to_str().and_then(|f| {
+            f.strip_prefix("$CREDENTIALS_DIRECTORY/")
+                .or_else(|| f.strip_prefix("${CREDENTIALS_DIRECTORY}/"))
+        });
+        let resolved = match (in_credentials, self.credentials) {
+            (None, _) => self.base_dir.join(file),
+            (Some(name), Some(dir)) => dir.join(name),
+            (Some(_), None) => {
+                self.bad(
+                    path,
+                    "names $CREDENTIALS_DIRECTORY, which is not set (systemd sets it for a unit with LoadCredential=)",
+                    &shown,
+                );
+                return None;
+            }
+        };
+        let text = match std::fs::read(resolved) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(_) => {

@@ -694,6 +694,10 @@ fn reload_diff_names_restart_only_keys() {
         old.restart_required(&moved),
         ["media.port_max", "admin.listen"]
     );
+    // The addresses written into dialogs and SDP of running calls.
+    let advertised =
+        ok(&valid_with("").replacen("[media]\n", "[media]\nadvertise = \"192.0.2.9\"\n", 1));
+    assert_eq!(old.restart_required(&advertised), ["media.advertise"]);
 }
 
 #[test]
@@ -748,4 +752,43 @@ outbound.auth = { username = "sbc", password = "pw", realm = "carrier.test", dig
     let auth = c.outbound.auth.as_ref().unwrap();
     assert_eq!(auth.realm.as_deref(), Some("carrier.test"));
     assert_eq!(auth.digest_uri, sbc_config::DigestUri::To);
+}
+
+/// systemd credentials: `password_file = "$CREDENTIALS_DIRECTORY/name"` reads the file
+/// `LoadCredential=` placed in the directory the `CREDENTIALS_DIRECTORY` variable names; without
+/// the variable, the key is an error that says so.
+#[test]
+fn password_file_from_systemd_credentials() {
+    let dir = scratch("credentials");
+    let creds = dir.join("creds");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("carrier-pw"), "s3cret\n").unwrap();
+    let path = dir.join("sbcd.toml");
+    let text = valid_with("").replacen(
+        "outbound.uri = \"sip:127.0.0.2:5080\"\n",
+        "outbound.uri = \"sip:127.0.0.2:5080\"\noutbound.auth = { username = \"sbc\", password_file = \"$CREDENTIALS_DIRECTORY/carrier-pw\" }\n",
+        1,
+    );
+    std::fs::write(&path, &text).unwrap();
+    let config = load_with_env(&path, [("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let auth = config.trunks[1]
+        .outbound
+        .auth
+        .as_ref()
+        .expect("outbound.auth");
+    assert_eq!(auth.password.expose(), "s3cret");
+    // The braced form names the same directory.
+    std::fs::write(
+        &path,
+        text.replace("$CREDENTIALS_DIRECTORY", "${CREDENTIALS_DIRECTORY}"),
+    )
+    .unwrap();
+    assert!(load_with_env(&path, [("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())]).is_ok());
+
+    let e = load_with_env(&path, Vec::<(String, String)>::new()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "trunk[1].outbound.auth.password_file: names $CREDENTIALS_DIRECTORY, which is not set (systemd sets it for a unit with LoadCredential=) (got \"${CREDENTIALS_DIRECTORY}/carrier-pw\")"
+    );
 }

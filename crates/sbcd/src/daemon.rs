@@ -78,6 +78,8 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     // Install every handler before announcing readiness, so no signal is lost in between.
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // SIGTERM (drain) and SIGINT (stop at once) end the loop below; the drain loop then still
+    // answers a second SIGTERM or SIGINT by stopping at once.
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     // Published whole on each reload.
     let (config_tx, _config_rx) = watch::channel(Arc::clone(&config));
@@ -200,6 +202,8 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     shard_set.broadcast(|| Input::Drain).await;
     let start = tokio::time::Instant::now();
     let deadline = start + grace;
+    // After the grace period, the BYEs sent to calls still up get this long for their answers.
+    let mut hung_up: Option<tokio::time::Instant> = None;
     // Un-REGISTERs get a few seconds even with no grace period (one round trip, or Timer F).
     let unregister_deadline = start + grace.max(UNREGISTER_WAIT);
     // Let the shards act on the drain (they count their un-REGISTERs) before looking.
@@ -208,12 +212,24 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
         let active = shard_set.counters.active_calls();
         let unregistering = shard_set.counters.unregistering();
         let now = tokio::time::Instant::now();
-        if active == 0 && unregistering == 0 {
+        // Calls cut by the grace period count as ended at once; their BYEs get a moment.
+        let byes_done = hung_up.is_none_or(|at| now >= at + BYE_ANSWER);
+        if active == 0 && unregistering == 0 && byes_done {
             break;
         }
         if active > 0 && now >= deadline {
-            warn!(active, "grace period over; exiting with calls up");
-            break;
+            match hung_up {
+                None => {
+                    warn!(active, "grace period over: hanging up the calls still up");
+                    shard_set.broadcast(|| Input::HangUpAll).await;
+                    hung_up = Some(now);
+                }
+                Some(at) if now >= at + HANG_UP_WAIT => {
+                    warn!(active, "exiting before every BYE was answered");
+                    break;
+                }
+                Some(_) => {}
+            }
         }
         if active == 0 && now >= unregister_deadline {
             warn!(
@@ -305,6 +321,14 @@ impl ReloadOutcome {
         }
     }
 }
+
+/// How long sbcd lets the BYEs of calls cut by the grace period be answered (and
+/// retransmitted on UDP) before it exits.
+const BYE_ANSWER: Duration = Duration::from_secs(1);
+
+/// How long sbcd waits at most at exit for the answers to the BYEs of calls cut by the grace period
+/// (a peer that never answers keeps a transaction until Timer F, 32 s).
+const HANG_UP_WAIT: Duration = Duration::from_secs(4);
 
 /// How long sbcd waits at exit for un-REGISTERs of registrations on behalf.
 const UNREGISTER_WAIT: Duration = Duration::from_secs(5);

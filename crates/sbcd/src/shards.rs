@@ -40,6 +40,8 @@ pub(crate) enum Input {
     TransportError(u64),
     Routing(Arc<Routing>),
     Drain,
+    /// The drain's grace period is over: end every call (BYE on both legs).
+    HangUpAll,
     /// An event of the media relay about a call of this shard.
     Media(rtp_relay::control::Event),
 }
@@ -332,6 +334,7 @@ fn handle(shard: &mut Shard, input: Input) {
             shard.set_draining(true);
             shard.handle_timeout(now);
         }
+        Input::HangUpAll => shard.hang_up_all(now),
         Input::Media(ev) => shard.handle_media_event(now, &ev),
     }
 }
