@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 # tests neither use nor disturb it: they run their own Kamailio in the foreground with
 # tests/kamailio/proxy.cfg on 127.0.0.4 and kernel-assigned ports, like every other peer.
 # baresip-core is the headless baresip (the baresip package adds GTK, ffmpeg and GStreamer).
-packages=(sip-tester kamailio baresip-core prometheus)
+# systemd: only for `systemd-analyze verify` of systemd/sbcd.service (nothing is started).
+packages=(sip-tester kamailio baresip-core prometheus systemd)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

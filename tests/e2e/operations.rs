@@ -1,8 +1,10 @@
-//! Running sbcd as operators do (issue 6): its metrics read by the real Prometheus tools.
+//! Running sbcd as operators do (issue 6): its metrics read by the real Prometheus tools, its
+//! unit file read by systemd's own checker.
 //!
 //! `promtool check metrics` (Debian's prometheus package) lints `/metrics` after a call, and a
 //! Prometheus server started here (own config, own storage, loopback, killed by pid) scrapes
 //! sbcd every second until its HTTP API answers `sbc_calls_total` for the call.
+//! `systemd-analyze verify` checks `systemd/sbcd.service` (a copy pointing at this build).
 
 use std::fs;
 use std::io::Write;
@@ -240,5 +242,84 @@ fn metrics_pass_promtool_and_prometheus_scrapes_them() {
         "metrics: promtool accepts them, Prometheus scrapes sbc_calls_total after a call",
         &[&pbx, carrier],
         &problems,
+    );
+}
+
+/// `systemd/sbcd.service` as systemd reads it: `systemd-analyze verify` finds nothing to say
+/// about a copy whose binary and config paths point at this build and a test config (with the
+/// commented `LoadCredential=` example switched on), and the unit's own `ExecStartPre` command
+/// line accepts that config.
+#[test]
+fn systemd_unit_verifies_and_its_check_config_passes() {
+    let Some(analyze) = util::find_program("systemd-analyze") else {
+        panic!(
+            "systemd-analyze not found: install Debian's systemd package (tests/run-all.sh does)"
+        );
+    };
+    let topo = Topology::new("systemd_unit_verify", Options::default());
+    let config = topo.write_config();
+    let bin = crate::sbcd::sbcd_binary();
+    let unit = fs::read_to_string(util::repo().join("systemd/sbcd.service"))
+        .expect("read systemd/sbcd.service");
+    for needed in [
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecStartPre=/usr/bin/sbcd check-config --config /etc/sbcd/sbcd.toml",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "RestartPreventExitStatus=78",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "LimitNOFILE=",
+        "# LoadCredential=",
+    ] {
+        assert!(unit.contains(needed), "the unit lost {needed:?}");
+    }
+    let copy = unit
+        .replace("/usr/bin/sbcd", &bin.display().to_string())
+        .replace("/etc/sbcd/sbcd.toml", &config.display().to_string())
+        .replace(
+            "# LoadCredential=carrier-pw:/etc/sbcd/carrier.pw",
+            &format!(
+                "LoadCredential=carrier-pw:{}",
+                topo.dir.file("carrier.pw").display()
+            ),
+        );
+    assert!(copy.contains("\nLoadCredential=carrier-pw:"), "{copy}");
+    fs::write(topo.dir.file("carrier.pw"), "pw\n").expect("write carrier.pw");
+    let path = topo.dir.file("sbcd.service");
+    fs::write(&path, &copy).expect("write the unit copy");
+    let out = Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("run systemd-analyze");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify {}: {}\n{said}",
+        path.display(),
+        out.status
+    );
+
+    // ExecStartPre, word for word as the unit has it.
+    let pre = copy
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStartPre="))
+        .expect("ExecStartPre");
+    let mut words = pre.split_whitespace();
+    let out = Command::new(words.next().expect("a program"))
+        .args(words)
+        .output()
+        .expect("run ExecStartPre");
+    assert!(
+        out.status.success(),
+        "ExecStartPre `{pre}`: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
 }

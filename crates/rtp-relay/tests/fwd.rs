@@ -55,6 +55,7 @@ both!(rtp_flows_both_ways_unchanged_and_strangers_are_dropped);
 both!(a_peer_whose_sdp_address_is_unreachable_gets_media_after_it_sends);
 both!(silence_on_both_legs_is_reported_once);
 both!(a_port_with_no_call_drops_and_counts);
+both!(each_worker_beats_while_idle);
 
 fn endpoint() -> UdpSocket {
     let s = UdpSocket::bind((LO, 0)).unwrap();
@@ -227,4 +228,18 @@ fn a_port_with_no_call_drops_and_counts(io: Io) {
     assert_eq!(st.dropped(Discard::NoSession), 5, "{st:?}");
     assert_eq!(st.dropped_total(), 5, "{st:?}");
     relay.stop();
+}
+
+/// An idle worker still passes its housekeeping about once a second: the daemon's watchdog
+/// takes a heartbeat that stops moving for a stuck worker.
+fn each_worker_beats_while_idle(io: Io) {
+    let (relay, _events, _) = relay(5, io);
+    assert_eq!(relay.stats.heartbeats.len(), 1);
+    let beat = || relay.stats.heartbeats[0].load(std::sync::atomic::Ordering::Relaxed);
+    let first = beat();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while beat() < first + 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(beat() >= first + 2, "heartbeat stuck at {}", beat());
 }

@@ -169,9 +169,17 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
         )));
     }
     info!("sbcd is serving SIP");
-    let notifier = crate::notify::Notifier::from_env();
+    let notifier = crate::notify::Notifier::from_env().map(Arc::new);
     if let Some(n) = &notifier {
         n.ready("serving SIP");
+        if let Some(interval) = crate::watchdog::interval_from_env() {
+            spawn_watchdog(
+                interval,
+                Arc::clone(n),
+                shard_set.clone(),
+                Arc::clone(&relay),
+            );
+        }
     }
 
     let grace = loop {
@@ -190,11 +198,11 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
             }
             _ = sighup.recv() => {
                 info!(signal = "SIGHUP", config = %config_path.display(), "reloading config");
-                reload_and_apply(&config_path, &config_tx, &log, &shard_set, &shared, notifier.as_ref()).await;
+                reload_and_apply(&config_path, &config_tx, &log, &shard_set, &shared, notifier.as_deref()).await;
             }
             Some(answer) = reload_rx.recv() => {
                 info!(request = "POST /reload", config = %config_path.display(), "reloading config");
-                let outcome = reload_and_apply(&config_path, &config_tx, &log, &shard_set, &shared, notifier.as_ref()).await;
+                let outcome = reload_and_apply(&config_path, &config_tx, &log, &shard_set, &shared, notifier.as_deref()).await;
                 let _ = answer.send(outcome);
             }
         }
@@ -250,6 +258,65 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     }
     info!("sbcd stopped");
     Ok(())
+}
+
+/// Pings systemd's watchdog while every shard and media worker makes progress; logs (once per
+/// change) which part stands still when it stops pinging.
+fn spawn_watchdog(
+    interval: Duration,
+    notifier: Arc<crate::notify::Notifier>,
+    shard_set: ShardSet,
+    relay: Arc<rtp_relay::fwd::Relay>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (check, stall) = crate::watchdog::timing(interval);
+    let shards = shard_set.len();
+    info!(
+        interval_ms = interval.as_millis() as u64,
+        check_ms = check.as_millis() as u64,
+        "systemd watchdog: WATCHDOG=1 while every shard and media worker makes progress"
+    );
+    tokio::spawn(async move {
+        let parts = shards + relay.stats.heartbeats.len();
+        let mut progress = crate::watchdog::Progress::new(parts, stall, std::time::Instant::now());
+        let mut was_stalled = Vec::new();
+        loop {
+            shard_set.ping();
+            tokio::time::sleep(check).await;
+            let beats = shard_set
+                .counters
+                .beats
+                .iter()
+                .chain(relay.stats.heartbeats.iter())
+                .map(|b| b.load(Relaxed));
+            let stalled = progress.observe(std::time::Instant::now(), beats);
+            if stalled.is_empty() {
+                notifier.watchdog();
+            }
+            if stalled != was_stalled {
+                let names: Vec<String> = stalled
+                    .iter()
+                    .map(|&i| {
+                        if i < shards {
+                            format!("shard {i}")
+                        } else {
+                            format!("media worker {}", i - shards)
+                        }
+                    })
+                    .collect();
+                if names.is_empty() {
+                    info!("watchdog: every part makes progress again; pinging systemd");
+                } else {
+                    error!(
+                        stalled = %names.join(", "),
+                        stall_secs = stall.as_secs(),
+                        "watchdog: no progress; not pinging systemd (it restarts sbcd after WatchdogSec)"
+                    );
+                }
+                was_stalled = stalled;
+            }
+        }
+    });
 }
 
 /// Reloads the file and, when it is valid and changes no restart-only key, hands the new

@@ -24,6 +24,7 @@ mod notify;
 mod shards;
 mod status;
 pub mod transport;
+mod watchdog;
 
 use std::ffi::OsString;
 use std::io::Write as _;

@@ -64,6 +64,11 @@ impl Notifier {
         ));
     }
 
+    /// `WATCHDOG=1`: every shard and media worker made progress lately.
+    pub(crate) fn watchdog(&self) {
+        self.send("WATCHDOG=1");
+    }
+
     /// `STOPPING=1` when the drain starts.
     pub(crate) fn stopping(&self) {
         self.send("STOPPING=1\nSTATUS=draining: new calls get 503");

@@ -44,6 +44,8 @@ pub(crate) enum Input {
     HangUpAll,
     /// An event of the media relay about a call of this shard.
     Media(rtp_relay::control::Event),
+    /// Nothing to do: the watchdog wakes an idle shard so that its heartbeat moves.
+    Ping,
 }
 
 /// The `result` labels of `sbc_calls_total`, in the order of [`TrunkCalls`]' arrays.
@@ -81,6 +83,8 @@ pub(crate) struct ShardCounters {
     pub(crate) trunks_down: DashMap<String, u16>,
     /// Calls per trunk (for /status; touched once at a call's start and once at its end).
     pub(crate) trunk_calls: DashMap<String, TrunkCalls>,
+    /// Per shard: passes of its loop (the watchdog's heartbeat).
+    pub(crate) beats: Vec<AtomicU64>,
     /// Each shard's SIP message and transaction timeout counters.
     pub(crate) sip: Vec<Arc<b2bua::SipCounters>>,
     /// One scrape at a time copies counters into the registry.
@@ -149,6 +153,7 @@ impl ShardSet {
             registrations: DashMap::new(),
             trunks_down: DashMap::new(),
             trunk_calls: DashMap::new(),
+            beats: (0..n).map(|_| AtomicU64::new(0)).collect(),
             sip: (0..n).map(|_| Arc::default()).collect(),
             refresh: std::sync::Mutex::new(()),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -206,6 +211,14 @@ impl ShardSet {
             if let Some(s) = self.senders.get(shard) {
                 let _ = s.try_send(Input::TransportError(e.token));
             }
+        }
+    }
+
+    /// Wakes every shard with a no-op (the watchdog); a full queue is skipped: that shard is
+    /// busy, and its heartbeat moves anyway if it makes progress.
+    pub(crate) fn ping(&self) {
+        for s in self.senders.iter() {
+            let _ = s.try_send(Input::Ping);
         }
     }
 
@@ -302,6 +315,7 @@ pub(crate) async fn run_shard(
                 sleep.as_mut().reset(tokio::time::Instant::from_std(at));
             }
         }
+        counters.beats[index].fetch_add(1, Ordering::Relaxed);
         counters.calls[index].store(shard.active_calls(), Ordering::Relaxed);
         counters.media_pairs[index].store(shard.media_pairs_in_use(), Ordering::Relaxed);
         counters.unregistering[index].store(shard.unregistering(), Ordering::Relaxed);
@@ -336,6 +350,7 @@ fn handle(shard: &mut Shard, input: Input) {
         }
         Input::HangUpAll => shard.hang_up_all(now),
         Input::Media(ev) => shard.handle_media_event(now, &ev),
+        Input::Ping => {}
     }
 }
 

@@ -578,3 +578,63 @@ fn sd_notify_ready_reloading_stopping() {
         assert_eq!(daemon.wait_exit(), 0);
     }
 }
+
+/// The watchdog: with `WATCHDOG_USEC` set (as systemd does for `WatchdogSec=`), sbcd sends
+/// `WATCHDOG=1` repeatedly, well within the interval, while its shards and media workers run;
+/// a `WATCHDOG_PID` naming another process turns it off. (That it stops for a stuck part is
+/// the unit test of `watchdog::Progress`.)
+#[test]
+fn watchdog_pings_while_healthy() {
+    use std::os::unix::net::UnixDatagram;
+
+    let dir = scratch("watchdog");
+    let path = sample_on_free_ports("watchdog-config");
+    let sock_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut daemon = Daemon::start(
+        sbcd(&["-c", path.to_str().unwrap()])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "2000000"),
+    );
+    daemon.wait_for("systemd watchdog");
+    // 2 s interval: a check every 500 ms; count pings over 3 s.
+    let start = Instant::now();
+    let mut pings = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < Duration::from_secs(3) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            if buf[..n].split(|&b| b == b'\n').any(|l| l == b"WATCHDOG=1") {
+                pings.push(start.elapsed());
+            }
+        }
+    }
+    assert!(pings.len() >= 4, "WATCHDOG=1 at {pings:?}");
+    let gaps: Vec<Duration> = pings.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|g| *g < Duration::from_secs(1)),
+        "pings must come well within the 2 s interval: {gaps:?}"
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0);
+
+    // WATCHDOG_PID of another process: not ours to answer.
+    let mut daemon = Daemon::start(
+        sbcd(&["-c", path.to_str().unwrap()])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "2000000")
+            .env("WATCHDOG_PID", "1"),
+    );
+    daemon.wait_for("sbcd is serving SIP");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1500) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            assert!(!text.contains("WATCHDOG=1"), "{text}");
+        }
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0);
+}

@@ -107,6 +107,9 @@ pub struct RelayStats {
     pub components: AtomicU64,
     /// Events lost because the control plane did not read them in time.
     pub events_dropped: AtomicU64,
+    /// Per worker: housekeeping passes (about one a second while the worker runs). A value
+    /// that stops moving means a stuck worker (the daemon's watchdog reads it).
+    pub heartbeats: Vec<AtomicU64>,
 }
 
 impl RelayStats {
@@ -205,7 +208,10 @@ impl Relay {
                 break;
             }
         }
-        let stats = Arc::new(RelayStats::default());
+        let stats = Arc::new(RelayStats {
+            heartbeats: (0..workers_n).map(|_| AtomicU64::new(0)).collect(),
+            ..RelayStats::default()
+        });
         let (event_tx, events) = mpsc::sync_channel(EVENT_QUEUE);
         let mut workers = Vec::with_capacity(workers_n);
         let mut ready = Vec::with_capacity(workers_n);
@@ -214,6 +220,7 @@ impl Relay {
             let (ready_tx, ready_rx) = mpsc::sync_channel(1);
             let owned: Vec<u16> = socks.iter().map(|(p, _)| *p).collect();
             let table = Table::new(
+                i,
                 cfg.port_min,
                 span,
                 owned,

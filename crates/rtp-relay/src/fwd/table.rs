@@ -28,6 +28,8 @@ struct Slot {
 
 /// One worker's forwarding table and counters.
 pub(super) struct Table {
+    /// This worker's index (its heartbeat).
+    worker: usize,
     min: u16,
     /// By port offset: whether this worker owns the port.
     owned: Vec<bool>,
@@ -47,6 +49,7 @@ pub(super) struct Table {
 impl Table {
     /// A table for the ports `owned` (offsets from `min`) of a range of `span` ports.
     pub(super) fn new(
+        worker: usize,
         min: u16,
         span: usize,
         owned: impl IntoIterator<Item = u16>,
@@ -64,6 +67,7 @@ impl Table {
             }
         }
         Self {
+            worker,
             min,
             owned: mine,
             routes: vec![None; span],
@@ -106,6 +110,9 @@ impl Table {
         }
         self.last_housekeeping = now;
         self.flush_stats();
+        if let Some(beat) = self.stats.heartbeats.get(self.worker) {
+            beat.fetch_add(1, Ordering::Relaxed);
+        }
         for slot in self.comps.iter_mut().flatten() {
             let Some(limit) = slot.idle else { continue };
             let last = [Leg::A, Leg::B]
