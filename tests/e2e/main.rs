@@ -20,6 +20,7 @@ mod kamailio;
 mod kamailio_auth;
 mod media;
 mod operations;
+mod reload;
 mod sbcd;
 mod sip;
 mod sipp;

@@ -71,6 +71,8 @@ pub(crate) struct Topology {
     pub(crate) trunks: Option<String>,
     /// `media.idle_timeout_secs` instead of 600 (the media-timeout test).
     pub(crate) media_idle_secs: Option<u64>,
+    /// `sip.shutdown_grace_secs` instead of 1 (the drain test).
+    pub(crate) shutdown_grace_secs: Option<u64>,
 }
 
 impl Topology {
@@ -122,6 +124,7 @@ impl Topology {
             kamailio: v4(KAMAILIO_IP),
             trunks: None,
             media_idle_secs: None,
+            shutdown_grace_secs: None,
         }
     }
 
@@ -169,7 +172,11 @@ impl Topology {
             // One address family: advertise it. With IPv6 on one leg, let sbcd pick per socket.
             let _ = writeln!(t, "advertise = \"{SBCD_IP}\"");
         }
-        let _ = writeln!(t, "shutdown_grace_secs = 1\nlog_level = \"debug\"");
+        let _ = writeln!(
+            t,
+            "shutdown_grace_secs = {}\nlog_level = \"debug\"",
+            self.shutdown_grace_secs.unwrap_or(1)
+        );
         let _ = writeln!(
             t,
             "\n[media]\nlisten = \"{SBCD_IP}\"\nadvertise = \"{SBCD_IP}\"\nport_min = {}\nport_max = {}\n\
@@ -460,6 +467,29 @@ impl Sbcd {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        util::wait_child(&mut self.child, limit)
+    }
+
+    /// Sends `signal` (a `kill -s` name: "HUP", "TERM") to sbcd, by pid.
+    pub(crate) fn signal(&self, signal: &str) -> Result<(), String> {
+        let status = Command::new("kill")
+            .arg("-s")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("run kill -s {signal}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill -s {signal} {}: {status}", self.child.id()))
+        }
+    }
+
+    /// Waits at most `limit` for sbcd to exit on its own (sends nothing): `None` if it is
+    /// still running then.
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         util::wait_child(&mut self.child, limit)
     }
 

@@ -182,22 +182,51 @@ pub(crate) fn host_port(addr: SocketAddr) -> String {
 
 /// `GET path` over HTTP/1.0 from the admin listener at `addr`: the status code and the body.
 pub(crate) fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    http_exchange(
+        addr,
+        &request,
+        &format!("GET {path}"),
+        Duration::from_secs(2),
+    )
+}
+
+/// `POST path` (HTTP/1.1, empty body) to the admin listener at `addr`: the status code and the
+/// body. Waits up to 10 s for the answer (`POST /reload` answers once the config is applied).
+pub(crate) fn http_post(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    http_exchange(
+        addr,
+        &request,
+        &format!("POST {path}"),
+        Duration::from_secs(10),
+    )
+}
+
+/// Sends `request` on a new connection and reads the answer until the server closes it.
+fn http_exchange(
+    addr: SocketAddr,
+    request: &str,
+    what: &str,
+    limit: Duration,
+) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
-    let limit = Duration::from_secs(2);
-    let mut conn = std::net::TcpStream::connect_timeout(&addr, limit)
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| format!("connect to the admin listener {addr}: {e}"))?;
     conn.set_read_timeout(Some(limit))
         .map_err(|e| e.to_string())?;
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
-        .map_err(|e| format!("GET {path} from {addr}: {e}"))?;
+    conn.write_all(request.as_bytes())
+        .map_err(|e| format!("{what} to {addr}: {e}"))?;
     let mut reply = String::new();
     conn.read_to_string(&mut reply)
-        .map_err(|e| format!("GET {path} from {addr}: reading: {e}"))?;
+        .map_err(|e| format!("{what} to {addr}: reading: {e}"))?;
     let status = reply
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("GET {path} from {addr}: no status line in {reply:?}"))?;
+        .ok_or_else(|| format!("{what} to {addr}: no status line in {reply:?}"))?;
     let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     Ok((status, body.to_owned()))
 }
