@@ -854,3 +854,78 @@ fn drain_keeps_running_call_and_exits_after_it() {
         panic!("{report}");
     }
 }
+
+// === the grace period runs out ===
+
+/// A copy of `name` (a media-timeout scenario, which waits for sbcd's BYE) expecting the
+/// shutdown `Reason` instead; returns its path.
+fn expecting_shutdown_bye(topo: &Topology, name: &str) -> String {
+    let text = read_lossy(&util::scenario(name));
+    let want = "SIP;cause=408;text=.media timeout.";
+    assert!(text.contains(want), "{name} no longer checks {want:?}");
+    let path = topo.dir.file(&name.replace("media_timeout", "shutdown"));
+    fs::write(
+        &path,
+        text.replace(want, "SIP;cause=503;text=.shutting down."),
+    )
+    .expect("write the scenario copy");
+    path.display().to_string()
+}
+
+/// SIGTERM with a call that outlasts `shutdown_grace_secs`: when the grace period is over, sbcd
+/// sends BYE on both legs with `Reason: SIP;cause=503;text="shutting down"`, both sides answer
+/// 200, and sbcd exits 0 right after.
+#[test]
+fn drain_grace_over_hangs_up_both_legs() {
+    const GRACE: u64 = 1;
+    let _serial = serial();
+    let mut topo = Topology::new("drain_grace_over", Options::default());
+    topo.shutdown_grace_secs = Some(GRACE);
+    let mut sbcd = Sbcd::start(&topo);
+    let mut problems = Vec::new();
+    let uac = expecting_shutdown_bye(&topo, "uac_media_timeout.xml");
+    let uas = expecting_shutdown_bye(&topo, "uas_media_timeout.xml");
+    let carrier = topo.carrier_uas(&uas).spawn(&topo.dir);
+    let pbx = topo.pbx_uac(&uac).spawn(&topo.dir);
+    if !util::wait_until(Duration::from_secs(5), || calls_active(&sbcd) >= 1.0) {
+        problems.push("the call was not up in sbcd (sbc_calls_active) within 5 s".to_owned());
+    }
+    thread::sleep(Duration::from_millis(300));
+    if let Err(e) = sbcd.signal("TERM") {
+        panic!("cannot send SIGTERM to sbcd: {e}");
+    }
+    let term = Instant::now();
+    let pbx = pbx.wait_for(Duration::from_secs(15));
+    let carrier = carrier.wait_for(Duration::from_secs(15));
+    problems.extend(leg_checks(&pbx, &carrier, &Expect::default()));
+    match sbcd.wait_exit(Duration::from_secs(10)) {
+        Some(status) if status.success() => {
+            let after = term.elapsed();
+            eprintln!(
+                "grace over: sbcd exited 0, {} ms after SIGTERM",
+                after.as_millis()
+            );
+            if after < Duration::from_secs(GRACE) {
+                problems.push(format!(
+                    "sbcd exited {} ms after SIGTERM, before the {GRACE} s grace period",
+                    after.as_millis()
+                ));
+            }
+        }
+        Some(status) => problems.push(format!("sbcd exited with {status}; expected 0")),
+        None => problems.push(format!(
+            "sbcd still runs 10 s after the {GRACE} s grace period"
+        )),
+    }
+    let log = sbcd.log();
+    if !log.contains("grace period over: hanging up the calls still up") {
+        problems.push("sbcd did not log that the grace period ended the call".to_owned());
+    }
+    if let Some(report) = verdict(
+        "the grace period ends: BYE with Reason 503 on both legs, both answered, sbcd exits 0",
+        &[&pbx, &carrier],
+        &problems,
+    ) {
+        panic!("{report}");
+    }
+}
