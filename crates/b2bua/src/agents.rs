@@ -61,6 +61,10 @@ struct Entry {
     reg: Registration,
     /// Being removed (trunk gone or changed, or shutting down).
     retiring: bool,
+    /// Waiting for the retiring registration of the same trunk to finish: its un-REGISTER
+    /// names the same Contact, and a registrar that got it after the new REGISTER would
+    /// remove the new binding (RFC 3261 §10.3 step 7).
+    parked: bool,
     scheduled: Option<Instant>,
 }
 
@@ -222,7 +226,7 @@ impl Agents {
                 _ => {
                     e.retiring = true;
                     e.reg.unregister(now);
-                    self.flush(i, now, ctx, wakeups);
+                    self.flush(i, ctx, wakeups);
                 }
             }
         }
@@ -236,13 +240,19 @@ impl Agents {
             let mut tag = Vec::with_capacity(32);
             ids::write_tag(&mut tag, t, Side::B, ctx.rng.next_u32());
             let start = now + STAGGER * (k * n + shard);
+            let parked = self
+                .regs
+                .iter()
+                .flatten()
+                .any(|e| e.retiring && e.reg.params().trunk == p.trunk);
             self.regs.push(Some(Entry {
                 key,
                 reg: Registration::new(p, start, call_id, tag),
                 retiring: false,
+                parked,
                 scheduled: None,
             }));
-            self.flush(index, now, ctx, wakeups);
+            self.flush(index, ctx, wakeups);
         }
         self.reconcile_probes(now, ctx, routing, shards, draining, wakeups);
         if self.keepalive_at.is_none() && !draining {
@@ -546,7 +556,7 @@ impl Agents {
             token: token(ctx.shard, i),
         };
         e.reg.handle_timeout(now, &mut env);
-        self.flush(i, now, ctx, wakeups);
+        self.flush(i, ctx, wakeups);
     }
 
     /// A response whose branch names registration `gen`. False if there is none.
@@ -568,7 +578,7 @@ impl Agents {
             token: token(ctx.shard, i),
         };
         e.reg.handle_response(now, &mut env, msg, txn);
-        self.flush(i, now, ctx, wakeups);
+        self.flush(i, ctx, wakeups);
         true
     }
 
@@ -590,15 +600,18 @@ impl Agents {
             token: token(ctx.shard, i),
         };
         e.reg.handle_transport_error(now, &mut env, txn);
-        self.flush(i, now, ctx, wakeups);
+        self.flush(i, ctx, wakeups);
     }
 
     /// Sends what registration `i` queued, reports a changed status, schedules its timer,
     /// and forgets it once it is finished.
-    fn flush(&mut self, i: usize, _now: Instant, ctx: &mut Ctx, wakeups: &mut Wakeups) {
+    fn flush(&mut self, i: usize, ctx: &mut Ctx, wakeups: &mut Wakeups) {
         let Some(e) = self.regs.get_mut(i).and_then(Option::as_mut) else {
             return;
         };
+        if e.parked {
+            return;
+        }
         let t = token(ctx.shard, i);
         while let Some(tx) = e.reg.poll_transmit() {
             let peer = Peer {
@@ -618,7 +631,24 @@ impl Agents {
             });
         }
         if e.reg.is_finished() {
+            let trunk = e.reg.params().trunk.clone();
             self.regs[i] = None;
+            // The trunk's new registration may go now (its start time has passed: at once).
+            let next = self.regs.iter().position(|r| {
+                r.as_ref()
+                    .is_some_and(|r| r.parked && r.reg.params().trunk == trunk)
+            });
+            let still_retiring = self
+                .regs
+                .iter()
+                .flatten()
+                .any(|r| r.retiring && r.reg.params().trunk == trunk);
+            if let (Some(j), false) = (next, still_retiring) {
+                if let Some(r) = self.regs[j].as_mut() {
+                    r.parked = false;
+                }
+                self.flush(j, ctx, wakeups);
+            }
             return;
         }
         let next = e.reg.poll_timeout();

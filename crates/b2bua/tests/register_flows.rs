@@ -362,3 +362,49 @@ fn a_trunk_that_stops_answering_options_is_skipped_until_it_answers() {
     let out = net.send(PBX, &pbx_invite("call-p2", "12125551234"));
     one(&out, CARRIER, "INVITE to the carrier", is_req("INVITE"));
 }
+
+/// Reloads leave a registration whose settings did not change alone (no REGISTER at all),
+/// and register again when they did: the old binding is removed (Expires: 0) and the new
+/// settings are registered.
+#[test]
+fn reload_reregisters_only_changed_registrations() {
+    let mut net = Net::with_config(CONFIG);
+    register(&mut net);
+    let reload = |net: &mut Net, text: &str| {
+        let shared = Arc::new(trunks::Shared::new([7; 32], Instant::now()));
+        net.shard
+            .set_routing(Arc::new(Routing::new(load(text), shared, |_, _, _| {
+                Vec::new()
+            })));
+        net.advance(Duration::from_millis(1))
+    };
+
+    // A route changes; the registration's settings do not.
+    let other_route = CONFIG.replace(
+        "[[route]]\nfrom = \"pbx\"\nto = [\"reg\"]\n",
+        "[[route]]\nfrom = \"pbx\"\nmatch = \"^1\"\nto = [\"reg\"]\n",
+    );
+    assert_ne!(other_route, CONFIG);
+    let out = reload(&mut net, &other_route);
+    assert!(
+        out.iter().all(|s| s.to != addr(REGISTRAR)),
+        "an unchanged registration is left alone: {out:#?}"
+    );
+    assert_eq!(registration(&mut net)[0].1.phase, Phase::Registered);
+
+    // Its expiry changes: un-REGISTER the old binding, REGISTER the new one.
+    let longer = other_route.replace("expires_secs = 300", "expires_secs = 600");
+    let out = reload(&mut net, &longer);
+    let old = one(&out, REGISTRAR, "un-REGISTER", is_req("REGISTER")).clone();
+    assert!(old.text.contains("Expires: 0\r\n"), "{}", old.text);
+    // The new REGISTER waits for the un-REGISTER's answer: a registrar that got them in the
+    // other order would remove the new binding (same Contact, §10.3 step 7).
+    let out = net.send(
+        REGISTRAR,
+        &answer(&old, 200, "r5", "127.0.0.2:5080", &[], ""),
+    );
+    assert!(out.is_empty(), "{out:#?}");
+    let out = net.advance(Duration::from_millis(1));
+    let new = one(&out, REGISTRAR, "REGISTER", is_req("REGISTER"));
+    assert!(new.text.contains("Expires: 600\r\n"), "{}", new.text);
+}
