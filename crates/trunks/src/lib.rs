@@ -7,12 +7,14 @@
 //! - [`register`]: register-on-behalf, the agent of one trunk.
 //! - [`registrar`]: the bindings of PBXs that register to sbcd.
 //! - [`probe`]: OPTIONS health probes of outbound trunks.
+//! - [`guard`]: per-source rate limits, failed-authentication counts and the block list.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod answer;
 pub mod client;
 pub mod digest;
+pub mod guard;
 pub mod ingress;
 pub mod nonce;
 pub mod probe;

@@ -1,0 +1,402 @@
+//! The source guard: what sbcd does about a source address before it spends anything on its
+//! messages (issue 7, "cheap rejection").
+//!
+//! - [`RateTable`]: a token bucket per source address, owned by one transport reader (no
+//!   lock). A source over `requests_per_sec` (with a burst of the same size) is rate limited,
+//!   and blocked.
+//! - [`Failures`]: failed authentications (refused credentials, requests no trunk accepts) per
+//!   source in a fixed one-minute window; the source is blocked at `auth_failures_per_min`.
+//! - [`BlockList`]: blocked sources and until when, shared by the readers (a lock-free
+//!   snapshot read per message) and the shards (which add sources).
+//!
+//! Every table is bounded: a flood from many (spoofed) sources cannot grow memory. A full
+//! [`RateTable`] forgets sources that would be back to a full bucket anyway, and beyond that
+//! lets untracked sources through (counted): per-source limits cannot stop a spread-out flood,
+//! the shard queues' overload drop does.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+/// The limits of `[limits]`; a zero turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests and responses per second from one source address (burst of the same size).
+    pub requests_per_sec: u32,
+    /// Failed authentications per minute from one source before it is blocked.
+    pub auth_failures_per_min: u32,
+    /// How long a source stays blocked.
+    pub block: Duration,
+    /// Sources tracked at most by each table.
+    pub capacity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            requests_per_sec: 200,
+            auth_failures_per_min: 10,
+            block: Duration::from_secs(300),
+            capacity: 65_536,
+        }
+    }
+}
+
+/// What to do with a message from a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Handle it.
+    Pass,
+    /// Drop it: the source just went over its rate (and is now blocked).
+    RateLimited,
+    /// Drop it: the source is blocked.
+    Blocked,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Per-source token buckets of one reader.
+#[derive(Debug)]
+pub struct RateTable {
+    rate: f64,
+    burst: f64,
+    capacity: usize,
+    buckets: HashMap<IpAddr, Bucket>,
+    last_sweep: Option<Instant>,
+    /// Messages let through because the table was full of active sources.
+    pub untracked: u64,
+}
+
+impl RateTable {
+    /// A table for `limits` (empty; it allocates up to `limits.capacity` sources as they come).
+    #[must_use]
+    pub fn new(limits: &Limits) -> Self {
+        let rate = f64::from(limits.requests_per_sec);
+        Self {
+            rate,
+            burst: rate.max(1.0),
+            capacity: limits.capacity.max(1),
+            buckets: HashMap::new(),
+            last_sweep: None,
+            untracked: 0,
+        }
+    }
+
+    /// Takes a token for a message from `source` at `now`; false when the source is over
+    /// its rate. Always true when the limit is off.
+    pub fn admit(&mut self, source: IpAddr, now: Instant) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        if !self.buckets.contains_key(&source) && self.buckets.len() >= self.capacity {
+            self.sweep(now);
+            if self.buckets.len() >= self.capacity {
+                self.untracked += 1;
+                return true;
+            }
+        }
+        let (rate, burst) = (self.rate, self.burst);
+        let b = self.buckets.entry(source).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
+        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate).min(burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets the sources whose bucket is full again (they carry no information), at most
+    /// every 100 ms so that a table full of active sources is not scanned per message.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .last_sweep
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        let (rate, burst) = (self.rate, self.burst);
+        self.buckets.retain(|_, b| {
+            b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
+        });
+    }
+
+    /// Sources tracked now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no source is tracked.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
+/// Failed authentications per source, in one-minute windows.
+#[derive(Debug)]
+pub struct Failures {
+    limit: u32,
+    capacity: usize,
+    window_start: Option<Instant>,
+    counts: HashMap<IpAddr, u32>,
+}
+
+impl Failures {
+    /// A counter for `limits`.
+    #[must_use]
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            limit: limits.auth_failures_per_min,
+            capacity: limits.capacity.max(1),
+            window_start: None,
+            counts: HashMap::new(),
+        }
+    }
+
+    /// Counts a failure of `source` at `now`; true when it reaches the limit (block it).
+    pub fn failed(&mut self, source: IpAddr, now: Instant) -> bool {
+        if self.limit == 0 {
+            return false;
+        }
+        let start = *self.window_start.get_or_insert(now);
+        if now.saturating_duration_since(start) >= Duration::from_secs(60) {
+            self.window_start = Some(now);
+            self.counts.clear();
+        }
+        if !self.counts.contains_key(&source) && self.counts.len() >= self.capacity {
+            return false;
+        }
+        let n = self.counts.entry(source).or_insert(0);
+        *n += 1;
+        if *n >= self.limit {
+            self.counts.remove(&source);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Blocked sources, shared: readers check a snapshot without a lock; adding a source copies
+/// the (bounded) set.
+#[derive(Debug)]
+pub struct BlockList {
+    snapshot: ArcSwap<HashMap<IpAddr, Instant>>,
+    write: Mutex<()>,
+    capacity: usize,
+}
+
+impl BlockList {
+    /// An empty list holding at most `capacity` sources.
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            snapshot: ArcSwap::from_pointee(HashMap::new()),
+            write: Mutex::new(()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Whether `source` is blocked at `now`.
+    #[must_use]
+    pub fn is_blocked(&self, source: IpAddr, now: Instant) -> bool {
+        self.snapshot
+            .load()
+            .get(&source)
+            .is_some_and(|until| now < *until)
+    }
+
+    /// Blocks `source` until `until`; false if it already was (or the list is full of
+    /// sources still blocked). Expired entries are dropped on the way.
+    pub fn block(&self, source: IpAddr, until: Instant, now: Instant) -> bool {
+        let _one = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.snapshot.load();
+        if current.get(&source).is_some_and(|u| now < *u) {
+            return false;
+        }
+        let mut next: HashMap<IpAddr, Instant> = current
+            .iter()
+            .filter(|(_, u)| now < **u)
+            .map(|(ip, u)| (*ip, *u))
+            .collect();
+        if next.len() >= self.capacity {
+            return false;
+        }
+        next.insert(source, until);
+        self.snapshot.store(Arc::new(next));
+        true
+    }
+
+    /// Sources blocked at `now`.
+    #[must_use]
+    pub fn blocked(&self, now: Instant) -> usize {
+        self.snapshot.load().values().filter(|u| now < **u).count()
+    }
+}
+
+/// One reader's guard: its rate table, and the shared block list.
+#[derive(Debug)]
+pub struct Guard {
+    limits: Limits,
+    rates: RateTable,
+    blocks: Arc<BlockList>,
+}
+
+impl Guard {
+    /// A guard for one reader.
+    #[must_use]
+    pub fn new(limits: Limits, blocks: Arc<BlockList>) -> Self {
+        Self {
+            rates: RateTable::new(&limits),
+            limits,
+            blocks,
+        }
+    }
+
+    /// The verdict on a message from `source` at `now`. A source over its rate is blocked
+    /// for `limits.block` (this call answers RateLimited, later ones Blocked).
+    pub fn check(&mut self, source: IpAddr, now: Instant) -> Verdict {
+        if self.blocks.is_blocked(source, now) {
+            return Verdict::Blocked;
+        }
+        if self.rates.admit(source, now) {
+            Verdict::Pass
+        } else {
+            self.blocks.block(source, now + self.limits.block, now);
+            Verdict::RateLimited
+        }
+    }
+
+    /// Messages let through untracked (the rate table was full).
+    #[must_use]
+    pub fn untracked(&self) -> u64 {
+        self.rates.untracked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    fn limits(rate: u32, failures: u32, capacity: usize) -> Limits {
+        Limits {
+            requests_per_sec: rate,
+            auth_failures_per_min: failures,
+            block: Duration::from_secs(60),
+            capacity,
+        }
+    }
+
+    #[test]
+    fn a_source_gets_its_burst_then_its_rate() {
+        let t0 = Instant::now();
+        let mut t = RateTable::new(&limits(10, 0, 16));
+        let passed = (0..15).filter(|_| t.admit(ip(1), t0)).count();
+        assert_eq!(passed, 10, "the burst is one second's worth");
+        // 0.5 s later: 5 more tokens.
+        let later = t0 + Duration::from_millis(500);
+        let passed = (0..15).filter(|_| t.admit(ip(1), later)).count();
+        assert_eq!(passed, 5);
+        // Another source has its own bucket.
+        assert!(t.admit(ip(2), later));
+    }
+
+    #[test]
+    fn the_table_stays_bounded_and_forgets_quiet_sources() {
+        let t0 = Instant::now();
+        let mut t = RateTable::new(&limits(10, 0, 4));
+        for n in 0..4 {
+            assert!(t.admit(ip(n), t0));
+        }
+        // Full of sources that just sent: a fifth is let through untracked.
+        assert!(t.admit(ip(9), t0));
+        assert_eq!((t.len(), t.untracked), (4, 1));
+        // A second later every bucket is full again: they are forgotten, room for new ones.
+        let later = t0 + Duration::from_secs(1);
+        assert!(t.admit(ip(9), later));
+        assert_eq!(t.len(), 1);
+        for n in 0..100 {
+            t.admit(ip(100 + n), later);
+            assert!(t.len() <= 4);
+        }
+    }
+
+    #[test]
+    fn off_means_off() {
+        let t0 = Instant::now();
+        let mut t = RateTable::new(&limits(0, 0, 4));
+        assert!((0..10_000).all(|_| t.admit(ip(1), t0)));
+        assert!(t.is_empty());
+        let mut f = Failures::new(&limits(0, 0, 4));
+        assert!((0..100).all(|_| !f.failed(ip(1), t0)));
+    }
+
+    #[test]
+    fn failures_block_at_the_limit_within_a_minute() {
+        let t0 = Instant::now();
+        let mut f = Failures::new(&limits(0, 3, 16));
+        assert!(!f.failed(ip(1), t0));
+        assert!(!f.failed(ip(1), t0 + Duration::from_secs(10)));
+        assert!(!f.failed(ip(2), t0 + Duration::from_secs(10)));
+        assert!(f.failed(ip(1), t0 + Duration::from_secs(20)));
+        // A new minute starts from zero.
+        let next = t0 + Duration::from_secs(61);
+        assert!(!f.failed(ip(1), next));
+        assert!(!f.failed(ip(1), next));
+        assert!(f.failed(ip(1), next));
+    }
+
+    #[test]
+    fn guard_blocks_a_flooding_source_and_releases_it_later() {
+        let t0 = Instant::now();
+        let blocks = Arc::new(BlockList::new(16));
+        let mut g = Guard::new(limits(5, 0, 16), Arc::clone(&blocks));
+        let verdicts: Vec<Verdict> = (0..8).map(|_| g.check(ip(1), t0)).collect();
+        assert_eq!(verdicts[..5], [Verdict::Pass; 5]);
+        assert_eq!(verdicts[5], Verdict::RateLimited);
+        assert_eq!(verdicts[6..], [Verdict::Blocked; 2]);
+        assert_eq!(g.check(ip(2), t0), Verdict::Pass, "others are not affected");
+        // Another reader sees the block too.
+        let mut other = Guard::new(limits(5, 0, 16), Arc::clone(&blocks));
+        assert_eq!(other.check(ip(1), t0), Verdict::Blocked);
+        assert_eq!(blocks.blocked(t0), 1);
+        // After the block, the source passes again.
+        let after = t0 + Duration::from_secs(61);
+        assert_eq!(g.check(ip(1), after), Verdict::Pass);
+        assert_eq!(blocks.blocked(after), 0);
+    }
+
+    #[test]
+    fn block_list_is_bounded_and_drops_expired_entries() {
+        let t0 = Instant::now();
+        let b = BlockList::new(2);
+        let until = t0 + Duration::from_secs(5);
+        assert!(b.block(ip(1), until, t0));
+        assert!(!b.block(ip(1), until, t0), "already blocked");
+        assert!(b.block(ip(2), until, t0));
+        assert!(!b.block(ip(3), until, t0), "full");
+        let later = t0 + Duration::from_secs(6);
+        assert!(b.block(ip(3), later + Duration::from_secs(5), later));
+        assert!(!b.is_blocked(ip(1), later));
+        assert!(b.is_blocked(ip(3), later));
+    }
+}
