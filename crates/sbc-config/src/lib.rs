@@ -41,13 +41,13 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AdminConfig, ChallengeStatus, Config, Credentials, Destination, DigestAlgorithm, DigestConfig,
-    DigestUri, DigestUriCheck, HeaderConfig, InboundConfig, MediaConfig, NumberPattern,
-    OutboundAuth, OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers,
-    TlsFiles, TrunkConfig, TrunkId, TrunkMedia,
+    DigestUri, DigestUriCheck, HeaderConfig, InboundConfig, LimitsConfig, MediaConfig,
+    NumberPattern, OutboundAuth, OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig,
+    SipTimers, TlsFiles, TrunkConfig, TrunkId, TrunkMedia,
 };
 pub use raw::{
-    RawAdmin, RawConfig, RawCredentials, RawDigest, RawHeader, RawInbound, RawMedia, RawOutbound,
-    RawOutboundAuth, RawRegister, RawRoute, RawSip, RawTrunk, RawTrunkMedia,
+    RawAdmin, RawConfig, RawCredentials, RawDigest, RawHeader, RawInbound, RawLimits, RawMedia,
+    RawOutbound, RawOutboundAuth, RawRegister, RawRoute, RawSip, RawTrunk, RawTrunkMedia,
     DEFAULT_HOLD_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_REGISTER_EXPIRES_SECS,
     DEFAULT_SHUTDOWN_GRACE_SECS,
 };

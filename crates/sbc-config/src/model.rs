@@ -24,6 +24,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// `[admin]`
     pub admin: AdminConfig,
+    /// `[limits]`
+    pub limits: LimitsConfig,
     /// `[[trunk]]` in file order, which is the order inbound requests are matched in.
     pub trunks: Vec<TrunkConfig>,
     /// `[[route]]` in file order.
@@ -281,6 +283,21 @@ pub struct InboundConfig {
     pub digest: Option<DigestConfig>,
     /// The PBX REGISTERs to sbcd (always with `digest`), and calls to this trunk go to its Contact.
     pub register: bool,
+    /// Calls from this trunk in progress at most (503 beyond).
+    pub max_calls: Option<u32>,
+    /// New calls per second from this trunk at most (503 beyond).
+    pub max_cps: Option<u32>,
+}
+
+/// `[limits]`: per-source protection; a zero turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Messages per second from one source address before it is blocked.
+    pub source_requests_per_sec: u32,
+    /// Failed authentications per minute from one source before it is blocked.
+    pub source_auth_failures_per_min: u32,
+    /// How long a blocked source is dropped.
+    pub block: Duration,
 }
 
 impl InboundConfig {

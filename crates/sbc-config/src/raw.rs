@@ -30,6 +30,9 @@ pub struct RawConfig {
     pub media: RawMedia,
     /// `[admin]`
     pub admin: RawAdmin,
+    /// `[limits]`: per-source protection (optional; defaults apply).
+    #[serde(default)]
+    pub limits: RawLimits,
     /// `[[trunk]]`, in file order (which is matching order).
     #[serde(default)]
     pub trunk: Vec<RawTrunk>,
@@ -86,6 +89,45 @@ pub struct RawMedia {
     pub hold_timeout_secs: u64,
 }
 
+/// `[limits]`: what one source address may send before sbcd drops its messages unanswered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// SIP messages per second from one source address (a burst of one second's worth);
+    /// a source above it is blocked for `block_secs`. 0: no limit.
+    #[serde(default = "default_source_requests_per_sec")]
+    pub source_requests_per_sec: u64,
+    /// Failed authentications (refused credentials, requests no trunk accepts) per minute from
+    /// one source before it is blocked for `block_secs`. 0: no limit.
+    #[serde(default = "default_source_auth_failures_per_min")]
+    pub source_auth_failures_per_min: u64,
+    /// How long a blocked source's messages are dropped.
+    #[serde(default = "default_block_secs")]
+    pub block_secs: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            source_requests_per_sec: default_source_requests_per_sec(),
+            source_auth_failures_per_min: default_source_auth_failures_per_min(),
+            block_secs: default_block_secs(),
+        }
+    }
+}
+
+fn default_source_requests_per_sec() -> u64 {
+    200
+}
+
+fn default_source_auth_failures_per_min() -> u64 {
+    10
+}
+
+fn default_block_secs() -> u64 {
+    300
+}
+
 /// `[admin]`: the HTTP endpoint for /metrics, /status and /health.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +180,11 @@ pub struct RawInbound {
     /// The PBX REGISTERs to sbcd; calls to the trunk go to its Contact.
     #[serde(default)]
     pub register: bool,
+    /// Calls from this trunk in progress at most; more get 503.
+    pub max_calls: Option<u64>,
+    /// New calls per second from this trunk at most (a burst of one second's worth); more
+    /// get 503.
+    pub max_cps: Option<u64>,
 }
 
 /// A header name and value (`{ name = "X-Trunk-Key", value = "…" }`).

@@ -14,13 +14,13 @@ use std::time::Duration;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::{
     AdminConfig, ChallengeStatus, Config, Credentials, DigestAlgorithm, DigestConfig, DigestUri,
-    DigestUriCheck, HeaderConfig, InboundConfig, MediaConfig, NumberPattern, OutboundAuth,
-    OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers, TlsFiles,
-    TrunkConfig, TrunkId, TrunkMedia,
+    DigestUriCheck, HeaderConfig, InboundConfig, LimitsConfig, MediaConfig, NumberPattern,
+    OutboundAuth, OutboundConfig, RegisterConfig, RouteConfig, RtpPorts, SipConfig, SipTimers,
+    TlsFiles, TrunkConfig, TrunkId, TrunkMedia,
 };
 use crate::net::{is_domain_name, Host, IpNet, Listener, Transport};
 use crate::raw::{
-    RawAdmin, RawConfig, RawCredentials, RawHeader, RawInbound, RawMedia, RawOutbound,
+    RawAdmin, RawConfig, RawCredentials, RawHeader, RawInbound, RawLimits, RawMedia, RawOutbound,
     RawOutboundAuth, RawRoute, RawSip, RawTrunk,
 };
 use crate::secret::Secret;
@@ -84,6 +84,7 @@ impl RawConfig {
         let sip = v.sip(&self.sip);
         let media = v.media(&self.media);
         let admin = v.admin(&self.admin, sip.as_ref().map_or(&[], |s| &s.listen));
+        let limits = v.limits(&self.limits);
         let listeners = sip.as_ref().map(|s| s.listen.as_slice());
         let trunks: Vec<_> = self
             .trunk
@@ -106,6 +107,7 @@ impl RawConfig {
             sip: sip.expect(RECORDED),
             media: media.expect(RECORDED),
             admin: admin.expect(RECORDED),
+            limits: limits.expect(RECORDED),
             trunks: trunks.into_iter().collect::<Option<_>>().expect(RECORDED),
             routes: routes.into_iter().collect::<Option<_>>().expect(RECORDED),
         })
@@ -390,6 +392,53 @@ impl Validator<'_> {
         })
     }
 
+    /// A count from 1 to `max`.
+    fn count(&mut self, path: &str, value: u64, max: u64) -> Option<u32> {
+        match u32::try_from(value) {
+            Ok(n) if (1..=max).contains(&value) => Some(n),
+            _ => {
+                self.bad_number(path, format!("expected 1 to {max}"), value);
+                None
+            }
+        }
+    }
+
+    /// `[limits]`: rates of 0 (off) up to the given maximum, a block of 1 s to a day.
+    fn limits(&mut self, raw: &RawLimits) -> Option<LimitsConfig> {
+        let errors_before = self.errors.len();
+        let rate = |v: &mut Self, path: &str, value: u64, max: u64| match u32::try_from(value) {
+            Ok(n) if value <= max => Some(n),
+            _ => {
+                v.bad_number(path, format!("expected 0 (no limit) to {max}"), value);
+                None
+            }
+        };
+        let requests = rate(
+            self,
+            "limits.source_requests_per_sec",
+            raw.source_requests_per_sec,
+            1_000_000,
+        );
+        let failures = rate(
+            self,
+            "limits.source_auth_failures_per_min",
+            raw.source_auth_failures_per_min,
+            100_000,
+        );
+        if !(1..=86_400).contains(&raw.block_secs) {
+            self.bad_number(
+                "limits.block_secs",
+                "expected 1 to 86400 seconds",
+                raw.block_secs,
+            );
+        }
+        (self.errors.len() == errors_before).then(|| LimitsConfig {
+            source_requests_per_sec: requests.unwrap_or(0),
+            source_auth_failures_per_min: failures.unwrap_or(0),
+            block: Duration::from_secs(raw.block_secs),
+        })
+    }
+
     fn port(&mut self, path: &str, value: u64) -> Option<u16> {
         match u16::try_from(value) {
             Ok(0) => {
@@ -608,6 +657,12 @@ impl Validator<'_> {
                 "requires inbound.digest (the PBX registers with digest credentials)",
             );
         }
+        let max_calls = raw
+            .max_calls
+            .and_then(|n| self.count(&format!("{trunk}.inbound.max_calls"), n, 1_000_000));
+        let max_cps = raw
+            .max_cps
+            .and_then(|n| self.count(&format!("{trunk}.inbound.max_cps"), n, 100_000));
         (self.errors.len() == errors_before).then(|| InboundConfig {
             allow,
             domain: raw.domain.clone(),
@@ -615,6 +670,8 @@ impl Validator<'_> {
             prefix,
             digest,
             register: raw.register,
+            max_calls,
+            max_cps,
         })
     }
 

@@ -442,7 +442,7 @@ fn unknown_keys_name_their_path() {
     );
     assert_eq!(
         errors(&valid_with("\n[[trunk]]\nname = \"c\"\ninbound.prefx = \"1\"\n")),
-        ["trunk[2].inbound.prefx: unknown key (expected allow, domain, header, prefix, digest, register)"]
+        ["trunk[2].inbound.prefx: unknown key (expected allow, domain, header, prefix, digest, register, max_calls, max_cps)"]
     );
     assert_eq!(
         errors(&valid_with("\n[[trunk]]\nnmae = \"c\"\n")),
@@ -517,7 +517,7 @@ fn shape_errors_of_several_sections_are_listed_together() {
         [
             r#"sip.shutdown_grace_secs: expected an integer (got "soon")"#,
             "admin.port: unknown key (expected listen)",
-            "trunk[2].inbound.x: unknown key (expected allow, domain, header, prefix, digest, register)",
+            "trunk[2].inbound.x: unknown key (expected allow, domain, header, prefix, digest, register, max_calls, max_cps)",
             "route[1].from: expected a string (got a list)",
         ]
     );
@@ -790,5 +790,45 @@ fn password_file_from_systemd_credentials() {
     assert_eq!(
         e.to_string(),
         "trunk[1].outbound.auth.password_file: names $CREDENTIALS_DIRECTORY, which is not set (systemd sets it for a unit with LoadCredential=) (got \"${CREDENTIALS_DIRECTORY}/carrier-pw\")"
+    );
+}
+
+#[test]
+fn limits_and_trunk_call_caps() {
+    // Defaults without a [limits] table.
+    let config = ok(&valid_with(""));
+    assert_eq!(config.limits.source_requests_per_sec, 200);
+    assert_eq!(config.limits.source_auth_failures_per_min, 10);
+    assert_eq!(config.limits.block, std::time::Duration::from_secs(300));
+    assert_eq!(config.trunks[0].inbound.max_calls, None);
+
+    let config = ok(&valid_with(
+        "\n[limits]\nsource_requests_per_sec = 0\nsource_auth_failures_per_min = 3\nblock_secs = 60\n",
+    )
+    .replacen(
+        "inbound.allow = [\"127.0.0.1/32\"]\n",
+        "inbound.allow = [\"127.0.0.1/32\"]\ninbound.max_calls = 30\ninbound.max_cps = 5\n",
+        1,
+    ));
+    assert_eq!(config.limits.source_requests_per_sec, 0, "0 turns it off");
+    assert_eq!(config.limits.source_auth_failures_per_min, 3);
+    assert_eq!(config.limits.block, std::time::Duration::from_secs(60));
+    assert_eq!(config.trunks[0].inbound.max_calls, Some(30));
+    assert_eq!(config.trunks[0].inbound.max_cps, Some(5));
+
+    assert_eq!(
+        errors(
+            &valid_with("\n[limits]\nblock_secs = 0\nsource_requests_per_sec = 5000000\n")
+                .replacen(
+                    "inbound.allow = [\"127.0.0.1/32\"]\n",
+                    "inbound.allow = [\"127.0.0.1/32\"]\ninbound.max_calls = 0\n",
+                    1
+                )
+        ),
+        [
+            "limits.source_requests_per_sec: expected 0 (no limit) to 1000000 (got 5000000)",
+            "limits.block_secs: expected 1 to 86400 seconds (got 0)",
+            "trunk[0].inbound.max_calls: expected 1 to 1000000 (got 0)",
+        ]
     );
 }
