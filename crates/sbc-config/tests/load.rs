@@ -799,7 +799,7 @@ fn limits_and_trunk_call_caps() {
     let config = ok(&valid_with(""));
     assert_eq!(config.limits.source_requests_per_sec, 200);
     assert_eq!(config.limits.source_auth_failures_per_min, 10);
-    assert_eq!(config.limits.block, std::time::Duration::from_secs(300));
+    assert_eq!(config.limits.block, Duration::from_secs(300));
     assert_eq!(config.trunks[0].inbound.max_calls, None);
 
     let config = ok(&valid_with(
@@ -812,7 +812,7 @@ fn limits_and_trunk_call_caps() {
     ));
     assert_eq!(config.limits.source_requests_per_sec, 0, "0 turns it off");
     assert_eq!(config.limits.source_auth_failures_per_min, 3);
-    assert_eq!(config.limits.block, std::time::Duration::from_secs(60));
+    assert_eq!(config.limits.block, Duration::from_secs(60));
     assert_eq!(config.trunks[0].inbound.max_calls, Some(30));
     assert_eq!(config.trunks[0].inbound.max_cps, Some(5));
 
