@@ -41,6 +41,8 @@ pub(crate) struct NewCall {
     pub(crate) inbound_key: Box<[u8]>,
     pub(crate) peer: Peer,
     pub(crate) invite: Bytes,
+    /// The call counted against its trunk's `max_calls`, given back when it ends.
+    pub(crate) slot: trunks::guard::CallSlot,
 }
 
 #[derive(Debug)]
@@ -242,6 +244,7 @@ enum Phase {
 #[derive(Debug)]
 pub(crate) struct Call {
     token: Token,
+    slot: trunks::guard::CallSlot,
     /// When the caller's INVITE arrived (call setup time).
     started: Instant,
     routing: Arc<Routing>,
@@ -377,6 +380,7 @@ impl Call {
             auth: None,
         };
         let mut call = Self {
+            slot: new.slot,
             started: now,
             token: new.token,
             routing: new.routing,
@@ -1092,6 +1096,7 @@ impl Call {
 
     fn end(&mut self, ctx: &mut Ctx, result: CallResult) {
         self.phase = Phase::Ended;
+        self.slot.release();
         if let Some(pools) = ctx.media.as_mut() {
             let trunks = self.media_trunks();
             self.media

@@ -90,6 +90,14 @@ pub enum Event {
         /// From the caller's INVITE to the 2xx relayed to it (post-dial delay and ringing).
         setup: std::time::Duration,
     },
+    /// A new call was refused because its trunk is at `inbound.max_calls` or
+    /// `inbound.max_cps` (503; `sbc_calls_refused_total{trunk,reason}`).
+    CallRefused {
+        /// The calling trunk.
+        trunk: String,
+        /// `max_calls` or `max_cps`.
+        reason: &'static str,
+    },
     /// A call ended.
     CallEnded {
         /// The inbound trunk's name.

@@ -826,6 +826,24 @@ impl Shard {
             self.reply(msg, inc, 400);
             return;
         }
+        // Last, so that a refused request costs a trunk nothing: its limits count calls.
+        let slot_of_trunk = match routing.shared.loads.admit(
+            &tc.name,
+            tc.inbound.max_calls,
+            tc.inbound.max_cps,
+            now,
+        ) {
+            Ok(slot) => slot,
+            Err(why) => {
+                debug!(trunk = %tc.name, limit = why.label(), "trunk over its limit: 503");
+                self.ctx.event(Event::CallRefused {
+                    trunk: tc.name.clone(),
+                    reason: why.label(),
+                });
+                self.reply(msg, inc, 503);
+                return;
+            }
+        };
         if self.calls.len() >= ids::MAX_SLOTS - 1 {
             self.reply(msg, inc, 503);
             return;
@@ -854,6 +872,7 @@ impl Shard {
                 conn: inc.conn,
             },
             invite: Bytes::copy_from_slice(&inc.data[..msg.len.min(inc.data.len())]),
+            slot: slot_of_trunk,
         };
         match Call::start(now, &mut self.ctx, new, msg) {
             Ok(call) => {

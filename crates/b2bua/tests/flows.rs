@@ -829,3 +829,50 @@ fn draining_refuses_new_calls_then_hang_up_all_ends_every_call() {
     );
     let _ = ok;
 }
+
+#[test]
+fn a_trunk_at_max_calls_or_max_cps_gets_503() {
+    let config = CONFIG.replacen(
+        "inbound.allow = [\"127.0.0.1/32\"]\n",
+        "inbound.allow = [\"127.0.0.1/32\"]\ninbound.max_calls = 2\ninbound.max_cps = 3\n",
+        1,
+    );
+    let mut net = Net::with_config(&config);
+    let (_inv, ok) = establish(&mut net, "c1");
+    let (_inv2, ok2) = establish(&mut net, "c2");
+    // Two calls up: the third is refused, and nothing reaches the carrier.
+    let out = net.send(PBX, &pbx_invite("c3", "12125551234"));
+    one(&out, PBX, "503", is_code(503));
+    assert!(out.iter().all(|s| s.to != addr(CARRIER)), "{out:#?}");
+    assert!(net.events().contains(&Event::CallRefused {
+        trunk: "pbx".into(),
+        reason: "max_calls"
+    }));
+    // The first call ends: its slot is given back to a new call (the refused c3 took no
+    // start: c1, c2, c4 are the 3 starts of this second).
+    let out = net.send(
+        PBX,
+        &in_dialog("BYE", "sip:sbcd@127.0.0.1:5060", PBX, &ok, 11, true, ""),
+    );
+    one(&out, PBX, "200 for BYE", is_code(200));
+    let out = net.send(PBX, &pbx_invite("c4", "12125551234"));
+    one(
+        &out,
+        CARRIER,
+        "INVITE of the call that took the freed slot",
+        is_req("INVITE"),
+    );
+    // The second call ends too: a slot is free, but a fourth start this second is over
+    // max_cps.
+    let out = net.send(
+        PBX,
+        &in_dialog("BYE", "sip:sbcd@127.0.0.1:5060", PBX, &ok2, 11, true, ""),
+    );
+    one(&out, PBX, "200 for BYE", is_code(200));
+    let out = net.send(PBX, &pbx_invite("c5", "12125551234"));
+    one(&out, PBX, "503", is_code(503));
+    assert!(net.events().contains(&Event::CallRefused {
+        trunk: "pbx".into(),
+        reason: "max_cps"
+    }));
+}

@@ -60,6 +60,8 @@ pub(crate) struct Metrics {
     txn_timeouts: IntCounterVec,
     /// `sbc_call_setup_seconds{trunk}`: INVITE received to 2xx relayed, by answering trunk.
     pub(crate) call_setup: HistogramVec,
+    /// `sbc_calls_refused_total{trunk,reason}`: 503 for a trunk over max_calls or max_cps.
+    pub(crate) calls_refused: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -217,8 +219,17 @@ impl Metrics {
             &["trunk"],
         )
         .expect("valid metric");
+        let calls_refused = IntCounterVec::new(
+            Opts::new(
+                "sbc_calls_refused_total",
+                "New calls refused with 503 because the calling trunk was at inbound.max_calls or over inbound.max_cps (reason: max_calls, max_cps)",
+            ),
+            &["trunk", "reason"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(calls_active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(calls_refused.clone()),
             Box::new(sip_requests.clone()),
             Box::new(sip_responses.clone()),
             Box::new(txn_timeouts.clone()),
@@ -265,6 +276,7 @@ impl Metrics {
             sip_responses,
             txn_timeouts,
             call_setup,
+            calls_refused,
         }
     }
 

@@ -360,6 +360,7 @@ fn log_event(e: &Event) {
         Event::CallAnswered { trunk, setup } => {
             debug!(trunk, setup_ms = setup.as_millis() as u64, "call answered");
         }
+        Event::CallRefused { trunk, reason } => debug!(trunk, reason, "call refused: 503"),
         Event::CallEnded { trunk, to, result } => {
             debug!(
                 trunk,
@@ -405,6 +406,10 @@ fn count_event(counters: &ShardCounters, e: Event) {
             c.inbound[i] += 1;
         }
         Event::Dropped { reason } => m.message_dropped(reason.label()),
+        Event::CallRefused { trunk, reason } => m
+            .calls_refused
+            .with_label_values(&[trunk.as_str(), reason])
+            .inc(),
         Event::CallAnswered { trunk, setup } => m
             .call_setup
             .with_label_values(&[trunk.as_str()])

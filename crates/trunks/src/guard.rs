@@ -289,6 +289,108 @@ impl Guard {
     }
 }
 
+/// A trunk's calls in progress and its recent call starts (`inbound.max_calls`,
+/// `inbound.max_cps`), shared by the shards; touched once when a call starts and once when it
+/// ends, never per message.
+#[derive(Debug, Default)]
+pub struct TrunkLoad {
+    calls: std::sync::atomic::AtomicU32,
+    starts: Mutex<Option<Bucket>>,
+}
+
+/// Why a call is refused (the caller gets 503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `inbound.max_calls` calls are in progress.
+    MaxCalls,
+    /// More than `inbound.max_cps` calls started in the last second.
+    MaxCps,
+}
+
+impl Refusal {
+    /// A bounded label (`sbc_calls_refused_total{reason}` and logs).
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::MaxCalls => "max_calls",
+            Self::MaxCps => "max_cps",
+        }
+    }
+}
+
+/// A call counted against its trunk until dropped (or released).
+#[derive(Debug)]
+pub struct CallSlot(Option<Arc<TrunkLoad>>);
+
+impl CallSlot {
+    /// Gives the slot back now (the call ended; it may linger for its transactions).
+    pub fn release(&mut self) {
+        if let Some(load) = self.0.take() {
+            load.calls
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for CallSlot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Every trunk's [`TrunkLoad`], by name (kept across reloads, so a reload does not reset
+/// the count of calls in progress).
+#[derive(Debug, Default)]
+pub struct TrunkLoads(dashmap::DashMap<String, Arc<TrunkLoad>>);
+
+impl TrunkLoads {
+    /// Admits a new call from `trunk` at `now` under its limits, or says why not.
+    pub fn admit(
+        &self,
+        trunk: &str,
+        max_calls: Option<u32>,
+        max_cps: Option<u32>,
+        now: Instant,
+    ) -> Result<CallSlot, Refusal> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let load = match self.0.get(trunk) {
+            Some(l) => Arc::clone(&l),
+            None => Arc::clone(&self.0.entry(trunk.to_owned()).or_default()),
+        };
+        let before = load.calls.fetch_add(1, Relaxed);
+        if max_calls.is_some_and(|max| before >= max) {
+            load.calls.fetch_sub(1, Relaxed);
+            return Err(Refusal::MaxCalls);
+        }
+        // A call refused for max_calls above took no start: only admitted calls count.
+        if let Some(cps) = max_cps {
+            let mut starts = load.starts.lock().unwrap_or_else(PoisonError::into_inner);
+            let rate = f64::from(cps);
+            let b = starts.get_or_insert(Bucket {
+                tokens: rate,
+                last: now,
+            });
+            let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+            b.tokens = (b.tokens + elapsed * rate).min(rate.max(1.0));
+            b.last = now;
+            if b.tokens < 1.0 {
+                load.calls.fetch_sub(1, Relaxed);
+                return Err(Refusal::MaxCps);
+            }
+            b.tokens -= 1.0;
+        }
+        Ok(CallSlot(Some(load)))
+    }
+
+    /// Calls in progress from `trunk`.
+    #[must_use]
+    pub fn calls(&self, trunk: &str) -> u32 {
+        self.0
+            .get(trunk)
+            .map_or(0, |l| l.calls.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,5 +500,48 @@ mod tests {
         assert!(b.block(ip(3), later + Duration::from_secs(5), later));
         assert!(!b.is_blocked(ip(1), later));
         assert!(b.is_blocked(ip(3), later));
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn max_calls_counts_calls_in_progress() {
+        let t0 = Instant::now();
+        let loads = TrunkLoads::default();
+        let mut a = loads.admit("pbx", Some(2), None, t0).unwrap();
+        let _b = loads.admit("pbx", Some(2), None, t0).unwrap();
+        assert_eq!(
+            loads.admit("pbx", Some(2), None, t0).unwrap_err(),
+            Refusal::MaxCalls
+        );
+        assert_eq!(loads.calls("pbx"), 2);
+        assert!(loads.admit("other", Some(2), None, t0).is_ok(), "per trunk");
+        a.release();
+        a.release(); // once only
+        assert_eq!(loads.calls("pbx"), 1);
+        let c = loads.admit("pbx", Some(2), None, t0).unwrap();
+        drop(c);
+        assert_eq!(loads.calls("pbx"), 1, "a dropped slot is given back");
+    }
+
+    #[test]
+    fn max_cps_is_a_rate_with_a_one_second_burst() {
+        let t0 = Instant::now();
+        let loads = TrunkLoads::default();
+        let admitted: Vec<CallSlot> = (0..8)
+            .filter_map(|_| loads.admit("pbx", None, Some(5), t0).ok())
+            .collect();
+        assert_eq!(admitted.len(), 5);
+        assert_eq!(
+            loads.admit("pbx", None, Some(5), t0).unwrap_err(),
+            Refusal::MaxCps
+        );
+        // 200 ms later: one more.
+        let later = t0 + Duration::from_millis(200);
+        assert!(loads.admit("pbx", None, Some(5), later).is_ok());
+        assert!(loads.admit("pbx", None, Some(5), later).is_err());
     }
 }

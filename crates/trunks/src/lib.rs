@@ -45,6 +45,8 @@ pub struct Shared {
     pub bindings: registrar::Bindings,
     /// Trunks whose OPTIONS probe failed, with the status of the failure: routing skips them.
     pub down: dashmap::DashMap<String, u16>,
+    /// Calls in progress and call starts per trunk (`inbound.max_calls`, `inbound.max_cps`).
+    pub loads: guard::TrunkLoads,
 }
 
 impl Shared {
@@ -61,6 +63,7 @@ impl Shared {
             counts: nonce::NonceCounts::with_capacity(4096),
             bindings: registrar::Bindings::default(),
             down: dashmap::DashMap::new(),
+            loads: guard::TrunkLoads::default(),
         }
     }
 
