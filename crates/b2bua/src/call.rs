@@ -1851,6 +1851,9 @@ impl Call {
                         trunk: Some(routing.config.trunk(trunk).name.clone()),
                         mode: "digest",
                     });
+                    ctx.event(Event::SourceRefused {
+                        source: inc.source.ip(),
+                    });
                 }
                 if let Some(r) = build::stateless_response(msg, inc.source, code, &tag, |w| {
                     if code != 403 {

@@ -116,6 +116,13 @@ pub enum Event {
         /// matched at all), `outbound` (a challenge sbcd could not answer).
         mode: &'static str,
     },
+    /// A request was refused with 403 because no trunk accepted it or its credentials were
+    /// wrong: a failed authentication of its source (`[limits]
+    /// source_auth_failures_per_min` blocks a source that collects too many).
+    SourceRefused {
+        /// The source address of the request.
+        source: std::net::IpAddr,
+    },
     /// A registration on behalf changed state (`sbc_registration_up{trunk}`, `/status`).
     Registration {
         /// The trunk.

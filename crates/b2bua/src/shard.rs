@@ -923,6 +923,9 @@ impl Shard {
             });
         });
         debug!(source = %inc.source, "request from no trunk: 403");
+        self.ctx.event(Event::SourceRefused {
+            source: inc.source.ip(),
+        });
         self.reply(msg, inc, 403);
         None
     }
@@ -958,6 +961,9 @@ impl Shard {
                 self.ctx.event(Event::AuthFailed {
                     trunk: Some(name.clone()),
                     mode: Mode::Digest.as_str(),
+                });
+                self.ctx.event(Event::SourceRefused {
+                    source: inc.source.ip(),
                 });
                 self.reply(msg, inc, 403);
                 false

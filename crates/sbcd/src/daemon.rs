@@ -86,7 +86,12 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let n = shard_count();
-    let (shard_set, receivers) = ShardSet::new(n);
+    let guard = Arc::new(trunks::guard::GuardShared::new(
+        trunks::guard::Limits::from_config(&config.limits),
+        trunks::guard::Trusted::from_config(&config),
+        std::time::Instant::now(),
+    ));
+    let (shard_set, receivers) = ShardSet::new(n, Arc::clone(&guard));
     let (relay, media_events, media_setups) = crate::media::start(&config, n)?;
     shard_set.counters.media_pairs_total.store(
         media_setups.first().map_or(0, |_| {
@@ -112,7 +117,10 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     let transports = Transports::bind(
         &config.sip.listen,
         tls,
-        TransportOptions::default(),
+        TransportOptions {
+            guard: Some(Arc::clone(&guard)),
+            ..TransportOptions::default()
+        },
         sink,
         errors,
         shutdown_rx,
@@ -128,6 +136,10 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
         let s = Arc::clone(&shared);
         Arc::new(tokio::task::spawn_blocking(move || shards::routing(c, s)).await?)
     };
+    guard.reconfigure(
+        trunks::guard::Limits::from_config(&config.limits),
+        trusted(&routing),
+    );
     shards::log_start(n, &locals);
     // POST /reload asks the loop below, so reloads from HTTP and SIGHUP run one at a time.
     let (reload_tx, mut reload_rx) = mpsc::channel::<oneshot::Sender<ReloadOutcome>>(4);
@@ -260,6 +272,17 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     Ok(())
 }
 
+/// The sources `[limits]` does not apply to: every trunk's allowlist and resolved outbound
+/// addresses.
+fn trusted(routing: &b2bua::Routing) -> trunks::guard::Trusted {
+    let c = &routing.config;
+    trunks::guard::Trusted::from_config(c).with_hosts(
+        c.trunk_ids()
+            .flat_map(|(id, _)| routing.addresses(id))
+            .map(std::net::SocketAddr::ip),
+    )
+}
+
 /// Pings systemd's watchdog while every shard and media worker makes progress; logs (once per
 /// change) which part stands still when it stops pinging.
 fn spawn_watchdog(
@@ -341,6 +364,11 @@ async fn reload_and_apply(
             match tokio::task::spawn_blocking(move || shards::routing((*new).clone(), s)).await {
                 Ok(routing) => {
                     let routing = Arc::new(routing);
+                    let c = &routing.config;
+                    shard_set.counters.guard.reconfigure(
+                        trunks::guard::Limits::from_config(&c.limits),
+                        trusted(&routing),
+                    );
                     shard_set
                         .broadcast(|| Input::Routing(Arc::clone(&routing)))
                         .await;

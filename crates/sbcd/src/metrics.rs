@@ -32,6 +32,8 @@ pub(crate) struct Metrics {
     pub(crate) media_ports_free: IntGauge,
     /// Messages dropped on full shard queues already counted (`reason="overload"`).
     overload_seen: AtomicU64,
+    /// `sbc_sources_blocked`: sources whose messages are dropped now (set when scraped).
+    pub(crate) sources_blocked: IntGauge,
     /// `sbc_sip_messages_dropped_total` of every known reason.
     dropped_by: Vec<(&'static str, IntCounter)>,
     /// `sbc_trunk_auth_failures_total{trunk,mode}`.
@@ -86,7 +88,7 @@ impl Metrics {
         let messages_dropped = IntCounterVec::new(
             Opts::new(
                 "sbc_sip_messages_dropped_total",
-                "SIP messages dropped without a reply (reason: malformed, stray_response, stray_ack, unknown_source, overload...)",
+                "SIP messages dropped without a reply (reason: malformed, stray_response, stray_ack, unknown_source, overload: a full shard queue, rate_limited: the source went over [limits] source_requests_per_sec, blocked: the source is blocked)",
             ),
             &["reason"],
         )
@@ -227,8 +229,14 @@ impl Metrics {
             &["trunk", "reason"],
         )
         .expect("valid metric");
+        let sources_blocked = IntGauge::new(
+            "sbc_sources_blocked",
+            "Source addresses whose messages are dropped now ([limits]: over source_requests_per_sec, or source_auth_failures_per_min failed authentications)",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(calls_active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sources_blocked.clone()),
             Box::new(calls_refused.clone()),
             Box::new(sip_requests.clone()),
             Box::new(sip_responses.clone()),
@@ -259,6 +267,7 @@ impl Metrics {
             config_reloads,
             media_ports_free,
             overload_seen: AtomicU64::new(0),
+            sources_blocked,
             dropped_by: b2bua::DropReason::ALL
                 .iter()
                 .map(|r| (r.label(), messages_dropped.with_label_values(&[r.label()])))
@@ -323,6 +332,15 @@ impl Metrics {
         self.messages_dropped
             .with_label_values(&["overload"])
             .inc_by(total.saturating_sub(seen));
+    }
+
+    /// Messages the readers dropped for `[limits]`: brought up to the readers' totals (read
+    /// when scraped), as `reason="rate_limited"` and `reason="blocked"`.
+    pub(crate) fn guard_dropped(&self, rate_limited: u64, blocked: u64) {
+        for (reason, total) in [("rate_limited", rate_limited), ("blocked", blocked)] {
+            let c = self.messages_dropped.with_label_values(&[reason]);
+            c.inc_by(total.saturating_sub(c.get()));
+        }
     }
 
     /// The text exposition format.

@@ -67,7 +67,7 @@ pub(crate) struct TrunkCalls {
 }
 
 /// Counters shared by the shard tasks and the daemon.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ShardCounters {
     pub(crate) calls: Vec<AtomicUsize>,
     /// Media port pairs in use, per shard.
@@ -89,6 +89,9 @@ pub(crate) struct ShardCounters {
     pub(crate) sip: Vec<Arc<b2bua::SipCounters>>,
     /// One scrape at a time copies counters into the registry.
     refresh: std::sync::Mutex<()>,
+    /// Per-source limits and the block list (readers check it; failed authentications go to
+    /// it from the shards' events).
+    pub(crate) guard: Arc<trunks::guard::GuardShared>,
     /// Set at SIGTERM: `/health` answers 503.
     pub(crate) draining: std::sync::atomic::AtomicBool,
     /// The Prometheus registry.
@@ -119,6 +122,12 @@ impl ShardCounters {
         m.media_ports_free
             .set(i64::try_from(free).unwrap_or(i64::MAX));
         m.overload_dropped(self.dropped_overload.load(Ordering::Relaxed));
+        m.guard_dropped(
+            self.guard.dropped_rate_limited.load(Ordering::Relaxed),
+            self.guard.dropped_blocked.load(Ordering::Relaxed),
+        );
+        m.sources_blocked
+            .set(i64::try_from(self.guard.blocks.blocked(Instant::now())).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn active_calls(&self) -> usize {
@@ -142,7 +151,10 @@ pub(crate) struct ShardSet {
 
 impl ShardSet {
     /// Creates `n` channels; the receivers go to [`run_shard`].
-    pub(crate) fn new(n: usize) -> (Self, Vec<mpsc::Receiver<Input>>) {
+    pub(crate) fn new(
+        n: usize,
+        guard: Arc<trunks::guard::GuardShared>,
+    ) -> (Self, Vec<mpsc::Receiver<Input>>) {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(QUEUE)).unzip();
         let counters = ShardCounters {
             calls: (0..n).map(|_| AtomicUsize::new(0)).collect(),
@@ -157,6 +169,7 @@ impl ShardSet {
             sip: (0..n).map(|_| Arc::default()).collect(),
             refresh: std::sync::Mutex::new(()),
             draining: std::sync::atomic::AtomicBool::new(false),
+            guard,
             metrics: Metrics::new(),
         };
         (
@@ -361,6 +374,7 @@ fn log_event(e: &Event) {
             debug!(trunk, setup_ms = setup.as_millis() as u64, "call answered");
         }
         Event::CallRefused { trunk, reason } => debug!(trunk, reason, "call refused: 503"),
+        Event::SourceRefused { .. } => {}
         Event::CallEnded { trunk, to, result } => {
             debug!(
                 trunk,
@@ -406,6 +420,17 @@ fn count_event(counters: &ShardCounters, e: Event) {
             c.inbound[i] += 1;
         }
         Event::Dropped { reason } => m.message_dropped(reason.label()),
+        Event::SourceRefused { source } => {
+            let g = &counters.guard;
+            let now = Instant::now();
+            if g.auth_failed(source, now) && g.may_log(now) {
+                warn!(
+                    %source,
+                    block_secs = g.block_duration().as_secs(),
+                    "source refused too often ([limits] source_auth_failures_per_min): blocked"
+                );
+            }
+        }
         Event::CallRefused { trunk, reason } => m
             .calls_refused
             .with_label_values(&[trunk.as_str(), reason])

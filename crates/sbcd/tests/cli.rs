@@ -640,3 +640,86 @@ fn watchdog_pings_while_healthy() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(), 0);
 }
+
+/// `[limits]` end to end on the daemon: an unknown source over its message rate is blocked
+/// (dropped unanswered, counted, one warning), a source refused too often is blocked too, a
+/// trunk's allowlisted source is never limited, and a block ends after `block_secs`.
+#[test]
+fn limits_block_flooding_and_refused_sources() {
+    use std::net::UdpSocket;
+    let path = sample_on_free_ports("limits");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[limits]\nsource_requests_per_sec = 20\nsource_auth_failures_per_min = 3\nblock_secs = 2\n"
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&mut sbcd(&["-c", path.to_str().unwrap()]));
+    let sip = field(&daemon.wait_for("listener=udp:"), "listener=udp:");
+    let admin = field(&daemon.wait_for("admin endpoint"), "listen=");
+    daemon.wait_for("sbcd is serving SIP");
+
+    let options = |sock: &UdpSocket, n: u32| {
+        let me = sock.local_addr().unwrap();
+        format!(
+            "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-lim{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=l{n}\r\nTo: <sip:{sip}>\r\n\
+             Call-ID: lim-{n}@{me}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // Sends `n` OPTIONS at once, then counts the answers that come within 500 ms.
+    let burst = |sock: &UdpSocket, n: u32| -> usize {
+        for i in 0..n {
+            sock.send_to(options(sock, i).as_bytes(), &sip).unwrap();
+        }
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let mut answers = 0;
+        while sock.recv_from(&mut buf).is_ok() {
+            answers += 1;
+        }
+        answers
+    };
+
+    // A stranger floods: 20 answered (403: no trunk), then nothing.
+    let stranger = UdpSocket::bind("127.0.0.9:0").unwrap();
+    assert_eq!(burst(&stranger, 50), 20);
+    let warned = daemon.wait_for("source over its message rate");
+    assert!(warned.contains("source=127.0.0.9"), "{warned}");
+    let (_, metrics) = http_get(&admin, "/metrics");
+    for line in [
+        "sbc_sip_messages_dropped_total{reason=\"rate_limited\"} 1",
+        "sbc_sip_messages_dropped_total{reason=\"blocked\"} 29",
+        "sbc_sources_blocked 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in:\n{metrics}"
+        );
+    }
+    // The PBX's allowlisted address is never limited: 100 OPTIONS, 100 answers (200).
+    let pbx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(burst(&pbx, 100), 100);
+
+    // Refused three times (403: no trunk accepts it), a second source is blocked.
+    let refused = UdpSocket::bind("127.0.0.10:0").unwrap();
+    for _ in 0..3 {
+        assert_eq!(burst(&refused, 1), 1);
+    }
+    daemon.wait_for("source refused too often");
+    assert_eq!(
+        burst(&refused, 1),
+        0,
+        "blocked after 3 failures in a minute"
+    );
+
+    // block_secs later, both are answered again.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(burst(&stranger, 1), 1);
+    assert_eq!(burst(&refused, 1), 1);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0);
+}

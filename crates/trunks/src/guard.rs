@@ -45,6 +45,19 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The `[limits]` of a configuration, with the default table capacity.
+    #[must_use]
+    pub fn from_config(c: &sbc_config::LimitsConfig) -> Self {
+        Self {
+            requests_per_sec: c.source_requests_per_sec,
+            auth_failures_per_min: c.source_auth_failures_per_min,
+            block: c.block,
+            ..Self::default()
+        }
+    }
+}
+
 /// What to do with a message from a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -249,35 +262,179 @@ impl BlockList {
     }
 }
 
-/// One reader's guard: its rate table, and the shared block list.
+/// Sources of every trunk's `inbound.allow`, and the addresses of its outbound targets:
+/// known peers, exempt from the per-source limits (their volume is bounded by the trunk's
+/// `max_cps` instead). Single addresses are looked up
+/// in a set, networks scanned (a config has few).
+#[derive(Debug, Default)]
+pub struct Trusted {
+    hosts: std::collections::HashSet<IpAddr>,
+    nets: Vec<sbc_config::net::IpNet>,
+}
+
+impl Trusted {
+    /// The allowlists of `config`'s trunks.
+    #[must_use]
+    pub fn from_config(config: &sbc_config::Config) -> Self {
+        let mut t = Self::default();
+        for net in config.trunks.iter().flat_map(|tr| &tr.inbound.allow) {
+            let host_len = if net.addr().is_ipv4() { 32 } else { 128 };
+            if net.prefix_len() == host_len {
+                t.hosts.insert(net.addr());
+            } else if !t.nets.contains(net) {
+                t.nets.push(*net);
+            }
+        }
+        t
+    }
+
+    /// Adds addresses sbcd sends to (trunks' resolved `outbound.uri`, registrars): their
+    /// responses and requests are expected, whatever their volume.
+    #[must_use]
+    pub fn with_hosts(mut self, hosts: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.hosts.extend(hosts);
+        self
+    }
+
+    /// Whether `ip` is in a trunk's allowlist (or added by [`with_hosts`](Self::with_hosts)).
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.hosts.contains(&ip) || self.nets.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// What the readers and shards share: the limits and trusted sources of the running config,
+/// the block list, failed-authentication counts, and the drop counters.
+#[derive(Debug)]
+pub struct GuardShared {
+    limits: ArcSwap<(u64, Limits)>,
+    trusted: ArcSwap<Trusted>,
+    /// Blocked sources.
+    pub blocks: BlockList,
+    failures: Mutex<Failures>,
+    /// Messages dropped because their source just went over its rate.
+    pub dropped_rate_limited: std::sync::atomic::AtomicU64,
+    /// Messages dropped because their source is blocked.
+    pub dropped_blocked: std::sync::atomic::AtomicU64,
+    /// Log lines about blocked sources allowed this second (a flood of sources must not flood
+    /// the log): (second, count).
+    log_budget: Mutex<(u64, u32)>,
+    epoch: Instant,
+}
+
+/// Log lines about sources per second at most.
+const LOG_LINES_PER_SEC: u32 = 10;
+
+impl GuardShared {
+    /// For `limits` and `trusted` sources.
+    #[must_use]
+    pub fn new(limits: Limits, trusted: Trusted, now: Instant) -> Self {
+        Self {
+            blocks: BlockList::new(limits.capacity),
+            failures: Mutex::new(Failures::new(&limits)),
+            limits: ArcSwap::from_pointee((0, limits)),
+            trusted: ArcSwap::from_pointee(trusted),
+            dropped_rate_limited: 0.into(),
+            dropped_blocked: 0.into(),
+            log_budget: Mutex::new((0, 0)),
+            epoch: now,
+        }
+    }
+
+    /// A reloaded config's limits and trusted sources (blocks and counts stay).
+    pub fn reconfigure(&self, limits: Limits, trusted: Trusted) {
+        let gen = self.limits.load().0 + 1;
+        if self.limits.load().1 != limits {
+            *self.failures.lock().unwrap_or_else(PoisonError::into_inner) = Failures::new(&limits);
+            self.limits.store(Arc::new((gen, limits)));
+        }
+        self.trusted.store(Arc::new(trusted));
+    }
+
+    /// Whether `ip` is a trunk's allowlisted source.
+    #[must_use]
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.load().contains(ip)
+    }
+
+    /// A failed authentication from `source` (not trusted); true when this blocks it.
+    pub fn auth_failed(&self, source: IpAddr, now: Instant) -> bool {
+        if self.is_trusted(source) {
+            return false;
+        }
+        let block = self.limits.load().1.block;
+        let reached = self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed(source, now);
+        reached && self.blocks.block(source, now + block, now)
+    }
+
+    /// Whether a line about a source may be logged at `now` (at most 10 a second).
+    pub fn may_log(&self, now: Instant) -> bool {
+        let sec = now.saturating_duration_since(self.epoch).as_secs();
+        let mut b = self
+            .log_budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if b.0 != sec {
+            *b = (sec, 0);
+        }
+        b.1 += 1;
+        b.1 <= LOG_LINES_PER_SEC
+    }
+
+    /// How long a block lasts now.
+    #[must_use]
+    pub fn block_duration(&self) -> Duration {
+        self.limits.load().1.block
+    }
+}
+
+/// One reader's guard: its own rate table, and what all readers share.
 #[derive(Debug)]
 pub struct Guard {
-    limits: Limits,
+    shared: Arc<GuardShared>,
+    gen: u64,
     rates: RateTable,
-    blocks: Arc<BlockList>,
 }
 
 impl Guard {
     /// A guard for one reader.
     #[must_use]
-    pub fn new(limits: Limits, blocks: Arc<BlockList>) -> Self {
+    pub fn new(shared: Arc<GuardShared>) -> Self {
+        let (gen, limits) = **shared.limits.load();
         Self {
             rates: RateTable::new(&limits),
-            limits,
-            blocks,
+            gen,
+            shared,
         }
     }
 
-    /// The verdict on a message from `source` at `now`. A source over its rate is blocked
-    /// for `limits.block` (this call answers RateLimited, later ones Blocked).
+    /// The verdict on a message from `source` at `now`, counted when it is a drop. A source
+    /// over its rate is blocked for `limits.block` (this call answers RateLimited, later ones
+    /// Blocked). Trusted sources always pass.
     pub fn check(&mut self, source: IpAddr, now: Instant) -> Verdict {
-        if self.blocks.is_blocked(source, now) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let shared = &*self.shared;
+        if shared.is_trusted(source) {
+            return Verdict::Pass;
+        }
+        if shared.blocks.is_blocked(source, now) {
+            shared.dropped_blocked.fetch_add(1, Relaxed);
             return Verdict::Blocked;
+        }
+        let limits = shared.limits.load();
+        if limits.0 != self.gen {
+            self.gen = limits.0;
+            self.rates = RateTable::new(&limits.1);
         }
         if self.rates.admit(source, now) {
             Verdict::Pass
         } else {
-            self.blocks.block(source, now + self.limits.block, now);
+            shared.blocks.block(source, now + limits.1.block, now);
+            shared.dropped_rate_limited.fetch_add(1, Relaxed);
             Verdict::RateLimited
         }
     }
@@ -286,6 +443,12 @@ impl Guard {
     #[must_use]
     pub fn untracked(&self) -> u64 {
         self.rates.untracked
+    }
+
+    /// What the readers share.
+    #[must_use]
+    pub fn shared(&self) -> &GuardShared {
+        &self.shared
     }
 }
 
@@ -470,21 +633,76 @@ mod tests {
     #[test]
     fn guard_blocks_a_flooding_source_and_releases_it_later() {
         let t0 = Instant::now();
-        let blocks = Arc::new(BlockList::new(16));
-        let mut g = Guard::new(limits(5, 0, 16), Arc::clone(&blocks));
+        let shared = Arc::new(GuardShared::new(limits(5, 0, 16), Trusted::default(), t0));
+        let mut g = Guard::new(Arc::clone(&shared));
         let verdicts: Vec<Verdict> = (0..8).map(|_| g.check(ip(1), t0)).collect();
         assert_eq!(verdicts[..5], [Verdict::Pass; 5]);
         assert_eq!(verdicts[5], Verdict::RateLimited);
         assert_eq!(verdicts[6..], [Verdict::Blocked; 2]);
         assert_eq!(g.check(ip(2), t0), Verdict::Pass, "others are not affected");
         // Another reader sees the block too.
-        let mut other = Guard::new(limits(5, 0, 16), Arc::clone(&blocks));
+        let mut other = Guard::new(Arc::clone(&shared));
         assert_eq!(other.check(ip(1), t0), Verdict::Blocked);
-        assert_eq!(blocks.blocked(t0), 1);
+        assert_eq!(shared.blocks.blocked(t0), 1);
+        use std::sync::atomic::Ordering::Relaxed;
+        assert_eq!(shared.dropped_rate_limited.load(Relaxed), 1);
+        assert_eq!(shared.dropped_blocked.load(Relaxed), 3);
         // After the block, the source passes again.
         let after = t0 + Duration::from_secs(61);
         assert_eq!(g.check(ip(1), after), Verdict::Pass);
-        assert_eq!(blocks.blocked(after), 0);
+        assert_eq!(shared.blocks.blocked(after), 0);
+    }
+
+    #[test]
+    fn trusted_sources_and_failed_auths() {
+        let t0 = Instant::now();
+        let config = sbc_config::load_str(
+            "[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\n[media]\nlisten = \"127.0.0.1\"\nport_min = 20000\nport_max = 20099\n[admin]\nlisten = \"127.0.0.1:9060\"\n[[trunk]]\nname = \"c\"\ninbound.allow = [\"10.0.0.1/32\", \"192.0.2.0/24\"]\noutbound.uri = \"sip:192.0.2.1\"\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let trusted = Trusted::from_config(&config);
+        assert!(trusted.contains(ip(1)));
+        assert!(trusted.contains("192.0.2.77".parse().unwrap()));
+        assert!(!trusted.contains(ip(2)));
+        let shared = Arc::new(GuardShared::new(limits(2, 3, 16), trusted, t0));
+        let mut g = Guard::new(Arc::clone(&shared));
+        assert!(
+            (0..100).all(|_| g.check(ip(1), t0) == Verdict::Pass),
+            "trusted: no rate"
+        );
+        assert!(
+            (0..10).all(|_| !shared.auth_failed(ip(1), t0)),
+            "trusted: never blocked"
+        );
+        assert!(!shared.auth_failed(ip(3), t0));
+        assert!(!shared.auth_failed(ip(3), t0));
+        assert!(
+            shared.auth_failed(ip(3), t0),
+            "the third failure in a minute blocks"
+        );
+        assert_eq!(g.check(ip(3), t0), Verdict::Blocked);
+        // A reload with other limits: the reader's table follows.
+        shared.reconfigure(limits(0, 3, 16), Trusted::default());
+        assert!(
+            (0..100).all(|_| g.check(ip(4), t0) == Verdict::Pass),
+            "rate off"
+        );
+        assert_eq!(g.check(ip(1), t0), Verdict::Pass);
+        assert_eq!(
+            g.check(ip(3), t0),
+            Verdict::Blocked,
+            "blocks survive a reload"
+        );
+    }
+
+    #[test]
+    fn log_lines_are_capped_per_second() {
+        let t0 = Instant::now();
+        let shared = GuardShared::new(Limits::default(), Trusted::default(), t0);
+        assert_eq!((0..50).filter(|_| shared.may_log(t0)).count(), 10);
+        let next = t0 + Duration::from_secs(1);
+        assert!(shared.may_log(next));
     }
 
     #[test]

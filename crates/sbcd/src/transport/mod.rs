@@ -168,6 +168,33 @@ pub struct TransportOptions {
     pub udp_recv_buffer: usize,
     /// SO_SNDBUF of UDP sockets, best effort. 4 MiB.
     pub udp_send_buffer: usize,
+    /// Per-source limits and the block list (`[limits]`): checked by every reader before a
+    /// message reaches a shard. None: no checks.
+    pub guard: Option<Arc<trunks::guard::GuardShared>>,
+}
+
+/// Asks the reader's guard about a message from `source`; false: drop it. A source that just
+/// went over its rate is logged (at most a few lines a second, whatever the number of
+/// sources); messages of blocked sources are dropped silently (both are counted).
+fn admitted(guard: &mut trunks::guard::Guard, source: SocketAddr, transport: Transport) -> bool {
+    use trunks::guard::Verdict;
+    let now = std::time::Instant::now();
+    match guard.check(source.ip(), now) {
+        Verdict::Pass => true,
+        Verdict::Blocked => false,
+        Verdict::RateLimited => {
+            let shared = guard.shared();
+            if shared.may_log(now) {
+                tracing::warn!(
+                    source = %source.ip(),
+                    %transport,
+                    block_secs = shared.block_duration().as_secs(),
+                    "source over its message rate ([limits] source_requests_per_sec): blocked"
+                );
+            }
+            false
+        }
+    }
 }
 
 impl Default for TransportOptions {
@@ -180,6 +207,7 @@ impl Default for TransportOptions {
             limits: sip_codec::Limits::default(),
             udp_recv_buffer: 4 << 20,
             udp_send_buffer: 4 << 20,
+            guard: None,
         }
     }
 }

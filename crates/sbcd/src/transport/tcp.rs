@@ -130,6 +130,13 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
+        if let Some(g) = &inner.opts.guard {
+            if g.blocks.is_blocked(peer.ip(), std::time::Instant::now()) {
+                g.dropped_blocked.fetch_add(1, Ordering::Relaxed);
+                trace!(%peer, %transport, "blocked source: connection closed");
+                continue;
+            }
+        }
         let Some(slot) = Slot::take(&inner) else {
             inner.counters.refused.fetch_add(1, Ordering::Relaxed);
             debug!(%peer, %transport, "connection limit reached; closing the new connection");
@@ -410,6 +417,8 @@ enum Close {
     Shutdown,
     /// The writer stopped (a write failed).
     Writer,
+    /// The source went over its message rate, or is blocked (`[limits]`).
+    Blocked,
 }
 
 /// When the connection last read or wrote, shared by its reader and writer.
@@ -491,6 +500,7 @@ where
     let idle = inner.opts.tcp_idle_timeout;
     let mut shutdown = inner.shutdown.clone();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut guard = inner.opts.guard.clone().map(trunks::guard::Guard::new);
     // Reset only when it fires, from the activity clock: no timer work per message.
     let sleep = tokio::time::sleep_until(activity.last() + idle);
     tokio::pin!(sleep);
@@ -499,6 +509,12 @@ where
         loop {
             match sip_codec::frame(&buf, &limits) {
                 Ok(Status::Complete(Frame::Message { len })) => {
+                    if let Some(g) = guard.as_mut() {
+                        if !super::admitted(g, flow.peer, flow.transport) {
+                            // A blocked source's connection is closed, not just ignored.
+                            return Close::Blocked;
+                        }
+                    }
                     trace!(conn = ?flow.id, peer = %flow.peer, len, "stream message");
                     (inner.sink)(Inbound {
                         data: Bytes::copy_from_slice(&buf[..len]),

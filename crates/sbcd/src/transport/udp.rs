@@ -68,6 +68,8 @@ pub(super) async fn receive_loop(inner: Arc<Inner>, index: usize) {
     let flow = &inner.udp[index];
     let mut shutdown = inner.shutdown.clone();
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // This reader's own rate table (no lock); the block list is shared.
+    let mut guard = inner.opts.guard.clone().map(trunks::guard::Guard::new);
     loop {
         let received = tokio::select! {
             r = flow.socket.recv_from(&mut buf) => r,
@@ -84,6 +86,11 @@ pub(super) async fn receive_loop(inner: Arc<Inner>, index: usize) {
                         .udp_keepalives_dropped
                         .fetch_add(1, Ordering::Relaxed);
                     continue;
+                }
+                if let Some(g) = guard.as_mut() {
+                    if !super::admitted(g, source, Transport::Udp) {
+                        continue;
+                    }
                 }
                 trace!(%source, local = %flow.local, len, "udp datagram");
                 (inner.sink)(Inbound {
