@@ -649,13 +649,21 @@ fn limits_block_flooding_and_refused_sources() {
     use std::net::UdpSocket;
     let path = sample_on_free_ports("limits");
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        format!(
-            "{text}\n[limits]\nsource_requests_per_sec = 20\nsource_auth_failures_per_min = 3\nblock_secs = 2\n"
-        ),
-    )
-    .unwrap();
+    let limited = text
+        .replace(
+            "source_requests_per_sec = 200",
+            "source_requests_per_sec = 20",
+        )
+        .replace(
+            "source_auth_failures_per_min = 10",
+            "source_auth_failures_per_min = 3",
+        )
+        .replace("block_secs = 300", "block_secs = 2");
+    assert_ne!(
+        limited, text,
+        "the sample's [limits] changed; update this test"
+    );
+    std::fs::write(&path, limited).unwrap();
     let mut daemon = Daemon::start(&mut sbcd(&["-c", path.to_str().unwrap()]));
     let sip = field(&daemon.wait_for("listener=udp:"), "listener=udp:");
     let admin = field(&daemon.wait_for("admin endpoint"), "listen=");
