@@ -37,6 +37,8 @@
 //!   daemon's long-lived map has (made and dropped outside the timing,
 //!   `iter_batched_ref`); the timed part includes its first insert, as for a new nonce in the
 //!   daemon. Each run asserts `Verdict::Accepted` before timing.
+//! * `digest/refused-wrong-password/<alg>` and `digest/refused-unknown-user/<alg>`: the two
+//!   refusals a scanner could compare; their medians must be alike (no enumeration by timing).
 //! * `digest/parse+verify/<alg>`: the same, with `Challenge::parse` of the header value timed.
 //! * `digest/bare-hash/<alg>`: `trunks::digest::response` alone (H(A1), H(A2), response) for
 //!   the same credentials: the floor under `verify`, whose overhead is the parameter
@@ -355,6 +357,25 @@ fn digest_group(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("bare-hash", name), |b| {
             b.iter(|| digest::response(black_box(&input)))
+        });
+        // No user enumeration by timing (issue 7): a wrong password and an unknown user cost
+        // the same (the digest is computed for both), compare the two medians.
+        let wrong = |_: &[u8]| Some(&b"not-pw1"[..]);
+        let unknown = |_: &[u8]| None;
+        let refused = |why| Verdict::Refused { why };
+        assert_eq!(
+            verify(&creds, &check, &nonces, &counts, wrong),
+            refused("wrong response (password)")
+        );
+        assert_eq!(
+            verify(&creds, &check, &nonces, &counts, unknown),
+            refused("unknown user")
+        );
+        group.bench_function(BenchmarkId::new("refused-wrong-password", name), |b| {
+            b.iter(|| verify(black_box(&creds), &check, &nonces, &counts, wrong))
+        });
+        group.bench_function(BenchmarkId::new("refused-unknown-user", name), |b| {
+            b.iter(|| verify(black_box(&creds), &check, &nonces, &counts, unknown))
         });
     }
     group.finish();

@@ -703,3 +703,82 @@ fn re_invite_and_update_challenges_answered_with_to_uri_and_realm_override() {
         }
     }
 }
+
+/// The answer with its per-request parts (tags, branch, Call-ID, CSeq number) blanked: what a
+/// scanner could compare across usernames.
+fn shape(s: &Sent) -> String {
+    s.text
+        .lines()
+        .map(|l| {
+            let (name, _) = l.split_once(':').unwrap_or((l, ""));
+            match name.to_ascii_lowercase().as_str() {
+                "via" | "call-id" | "cseq" | "to" | "from" => format!("{name}: *"),
+                _ => l.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// No user enumeration (issue 7): an unknown username and a known one with a wrong password
+/// get the same answer; so do a request without credentials from either, and a request from
+/// a source no trunk allows. (The digest of an unknown user is computed anyway, so the
+/// timing does not differ either: trunks::verify.)
+#[test]
+fn unknown_and_known_users_look_the_same() {
+    let mut net = net();
+    let mut answers = Vec::new();
+    for (call, user, password) in [("e1", "pbx1", "wrong"), ("e2", "nobody", "pw1")] {
+        let inv = pbx_invite(call, "12125551234").replace_user(user);
+        let out = net.send(PBX, &inv);
+        let ch = one(&out, PBX, "407", is_code(407)).clone();
+        let creds = credentials(
+            &ch,
+            HeaderKind::ProxyAuthenticate,
+            user,
+            password,
+            "INVITE",
+            "sip:127.0.0.1:5060",
+            1,
+        );
+        let out = net.send(
+            PBX,
+            &with_header(&inv, "Proxy-Authorization", &creds, 11, call),
+        );
+        let refused = one(&out, PBX, "403", is_code(403));
+        answers.push((shape(&ch), shape(refused)));
+    }
+    assert_eq!(
+        answers[0].1, answers[1].1,
+        "403 for unknown user vs wrong password"
+    );
+    // The challenges differ only in their nonce.
+    let strip_nonce = |s: &str| {
+        s.lines()
+            .map(|l| match l.find("nonce=\"") {
+                Some(i) => l[..i].to_owned(),
+                None => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip_nonce(&answers[0].0), strip_nonce(&answers[1].0));
+
+    // A source no trunk allows gets the same 403 as a refused password.
+    let out = net.send("127.0.0.9:5070", &pbx_invite("e3", "12125551234"));
+    let stranger = one(&out, "127.0.0.9:5070", "403", is_code(403));
+    assert_eq!(shape(stranger), answers[0].1);
+}
+
+trait ReplaceUser {
+    fn replace_user(self, user: &str) -> Vec<u8>;
+}
+
+impl ReplaceUser for Vec<u8> {
+    /// The caller's From user replaced (the digest username sent later is `user` too).
+    fn replace_user(self, user: &str) -> Vec<u8> {
+        String::from_utf8(self)
+            .unwrap()
+            .replace("<sip:2001@", &format!("<sip:{user}@"))
+            .into_bytes()
+    }
+}

@@ -168,8 +168,12 @@ pub fn verify<'a>(
     if freshness == NonceCheck::Invalid {
         return refused("not a nonce of ours");
     }
-    let Some(password) = password_of(username) else {
-        return refused("unknown user");
+    // An unknown user costs the same digest and comparison as a wrong password, and is
+    // refused the same way: neither the answer nor its timing tells a scanner which
+    // usernames exist.
+    let (password, known) = match password_of(username) {
+        Some(p) => (p, true),
+        None => (&b"\0no such user\0"[..], false),
     };
     let expected = digest::response(&digest::Input {
         algorithm,
@@ -182,7 +186,11 @@ pub fn verify<'a>(
         qop,
         body: &[],
     });
-    if !expected.ct_eq(resp) {
+    let matches = expected.ct_eq(resp);
+    if !known {
+        return refused("unknown user");
+    }
+    if !matches {
         return refused("wrong response (password)");
     }
     if freshness == NonceCheck::Stale {
