@@ -452,6 +452,76 @@ async fn tcp_connections_over_the_limit_are_refused() {
 }
 
 #[tokio::test]
+async fn connections_per_source_are_capped_and_freed_on_close() {
+    let mut o = opts();
+    o.max_connections_per_source = 2;
+    let mut h = Harness::start(&["tcp:127.0.0.1:0"], TlsSetup::default(), o).await;
+    let sbc = h.addr(Transport::Tcp, AddrFamily::V4);
+    let mut a = TcpStream::connect(sbc).await.unwrap();
+    a.write_all(&request("a", "")).await.unwrap();
+    h.next_inbound().await;
+    let mut b = TcpStream::connect(sbc).await.unwrap();
+    b.write_all(&request("b", "")).await.unwrap();
+    h.next_inbound().await;
+    let mut third = TcpStream::connect(sbc).await.unwrap();
+    expect_closed(&mut third).await;
+    assert_eq!(h.transports.stats().connections_refused, 1);
+    // Another source is not affected.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.7:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(sbc).await.unwrap();
+    other.write_all(&request("o", "")).await.unwrap();
+    h.next_inbound().await;
+    // A closed connection frees its place.
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = TcpStream::connect(sbc).await.unwrap();
+        again.write_all(&request("again", "")).await.unwrap();
+        if timeout(Duration::from_millis(300), h.next_inbound())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed place was never given back"
+        );
+    }
+}
+
+/// Slow-loris: a message that trickles in byte by byte is cut off `message_timeout` after its
+/// first byte, even though bytes keep arriving (the idle timeout never fires).
+#[tokio::test]
+async fn a_message_that_never_completes_is_cut_off() {
+    let mut o = opts();
+    o.message_timeout = Duration::from_millis(400);
+    let h = Harness::start(&["tcp:127.0.0.1:0"], TlsSetup::default(), o).await;
+    let sbc = h.addr(Transport::Tcp, AddrFamily::V4);
+    let mut peer = TcpStream::connect(sbc).await.unwrap();
+    let msg = request("slow", "");
+    let started = Instant::now();
+    let mut closed = false;
+    for &byte in msg.iter().take(msg.len() - 4) {
+        if peer.write_all(&[byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        sleep(Duration::from_millis(20)).await;
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    if !closed {
+        expect_closed(&mut peer).await;
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+    assert_eq!(h.transports.stats().slow_message_closes, 1);
+}
+
+#[tokio::test]
 async fn shutdown_closes_connections() {
     let mut h = Harness::start(&["tcp:127.0.0.1:0"], TlsSetup::default(), opts()).await;
     let sbc = h.addr(Transport::Tcp, AddrFamily::V4);

@@ -160,6 +160,12 @@ pub struct TransportOptions {
     pub connect_timeout: Duration,
     /// Open TCP/TLS connections, inbound and outbound together. 10 000.
     pub max_connections: usize,
+    /// Inbound TCP/TLS connections from one source address (trusted sources excepted, see
+    /// `guard`). 64.
+    pub max_connections_per_source: usize,
+    /// A stream message must be complete this long after its first byte arrived, or the
+    /// connection is closed (slow-loris). 10 s.
+    pub message_timeout: Duration,
     /// Per-connection queue of messages waiting to be written. 256.
     pub stream_queue_len: usize,
     /// Size limits of one message on a stream; exceeding one closes the connection.
@@ -203,6 +209,8 @@ impl Default for TransportOptions {
             tcp_idle_timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(5),
             max_connections: 10_000,
+            max_connections_per_source: 64,
+            message_timeout: Duration::from_secs(10),
             stream_queue_len: 256,
             limits: sip_codec::Limits::default(),
             udp_recv_buffer: 4 << 20,
@@ -272,8 +280,12 @@ pub struct TransportStats {
     pub connections_accepted: u64,
     /// Outbound TCP/TLS connections established.
     pub connections_opened: u64,
-    /// Inbound connections closed at once because of [`TransportOptions::max_connections`].
+    /// Inbound connections closed at once because of [`TransportOptions::max_connections`]
+    /// or [`TransportOptions::max_connections_per_source`].
     pub connections_refused: u64,
+    /// Connections closed because a message did not complete within
+    /// [`TransportOptions::message_timeout`].
+    pub slow_message_closes: u64,
     /// Connections closed because the stream could not be framed (garbage, over the limits).
     pub framing_errors: u64,
     /// Connections closed by [`TransportOptions::tcp_idle_timeout`].
@@ -314,6 +326,8 @@ struct Inner {
     conns: DashMap<ConnId, tcp::ConnHandle>,
     /// The connection to use for a peer address; the newest wins.
     by_peer: DashMap<(Transport, SocketAddr), ConnId>,
+    /// Inbound connections open per source address (touched on accept and close).
+    per_source: DashMap<std::net::IpAddr, usize>,
     tls_connector: Option<TlsConnector>,
     opts: TransportOptions,
     sink: InboundSink,
@@ -334,6 +348,7 @@ struct Counters {
     refused: AtomicU64,
     framing_errors: AtomicU64,
     idle_closes: AtomicU64,
+    slow_message_closes: AtomicU64,
     keepalives_answered: AtomicU64,
     udp_keepalives_dropped: AtomicU64,
 }
@@ -394,6 +409,7 @@ impl Transports {
             bound,
             conns: DashMap::new(),
             by_peer: DashMap::new(),
+            per_source: DashMap::new(),
             tls_connector: tls.client.map(TlsConnector::from),
             opts,
             sink,
@@ -459,6 +475,7 @@ impl Transports {
             connections_refused: c.refused.load(Ordering::Relaxed),
             framing_errors: c.framing_errors.load(Ordering::Relaxed),
             idle_closes: c.idle_closes.load(Ordering::Relaxed),
+            slow_message_closes: c.slow_message_closes.load(Ordering::Relaxed),
             keepalives_answered: c.keepalives_answered.load(Ordering::Relaxed),
             udp_keepalives_dropped: c.udp_keepalives_dropped.load(Ordering::Relaxed),
         }

@@ -89,6 +89,40 @@ impl Drop for Slot {
     }
 }
 
+/// An inbound connection counted against its source address until dropped.
+struct SourceSlot {
+    inner: Arc<Inner>,
+    ip: std::net::IpAddr,
+}
+
+impl SourceSlot {
+    /// Counts a connection from `ip`; None when the source already has the maximum open
+    /// (sources a trunk trusts are counted but never refused).
+    fn take(inner: &Arc<Inner>, ip: std::net::IpAddr) -> Option<Self> {
+        let trusted = inner.opts.guard.as_ref().is_some_and(|g| g.is_trusted(ip));
+        let mut open = inner.per_source.entry(ip).or_insert(0);
+        if *open >= inner.opts.max_connections_per_source && !trusted {
+            return None;
+        }
+        *open += 1;
+        drop(open);
+        Some(Self {
+            inner: Arc::clone(inner),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let per_source = &self.inner.per_source;
+        if let Some(mut n) = per_source.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+        }
+        per_source.remove_if(&self.ip, |_, n| *n == 0);
+    }
+}
+
 /// Accepts connections until shutdown; each gets its own task.
 pub(super) async fn accept_loop(
     inner: Arc<Inner>,
@@ -137,6 +171,11 @@ pub(super) async fn accept_loop(
                 continue;
             }
         }
+        let Some(source_slot) = SourceSlot::take(&inner, peer.ip()) else {
+            inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, %transport, "per-source connection limit reached; closing the new connection");
+            continue;
+        };
         let Some(slot) = Slot::take(&inner) else {
             inner.counters.refused.fetch_add(1, Ordering::Relaxed);
             debug!(%peer, %transport, "connection limit reached; closing the new connection");
@@ -148,7 +187,7 @@ pub(super) async fn accept_loop(
             peer,
             transport,
             acceptor.clone(),
-            slot,
+            (slot, source_slot),
         ));
     }
     debug!(listener = %local, %transport, "accept loop stopped");
@@ -160,7 +199,7 @@ async fn serve_inbound(
     peer: SocketAddr,
     transport: Transport,
     acceptor: Option<TlsAcceptor>,
-    _slot: Slot,
+    _slots: (Slot, SourceSlot),
 ) {
     // Nagle would hold back a response behind an unacknowledged one.
     let _ = stream.set_nodelay(true);
@@ -419,6 +458,8 @@ enum Close {
     Writer,
     /// The source went over its message rate, or is blocked (`[limits]`).
     Blocked,
+    /// A message did not complete within the message timeout (slow-loris).
+    SlowMessage,
 }
 
 /// When the connection last read or wrote, shared by its reader and writer.
@@ -498,6 +539,9 @@ where
         .max_header_bytes
         .saturating_add(limits.max_body_bytes);
     let idle = inner.opts.tcp_idle_timeout;
+    let message_timeout = inner.opts.message_timeout;
+    // When the first byte of the message still incomplete in `buf` arrived.
+    let mut partial_since: Option<Instant> = None;
     let mut shutdown = inner.shutdown.clone();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut guard = inner.opts.guard.clone().map(trunks::guard::Guard::new);
@@ -567,6 +611,14 @@ where
         if buf.is_empty() && buf.capacity() > SHRINK_ABOVE {
             buf = BytesMut::with_capacity(READ_CHUNK);
         }
+        // Bytes left over are an incomplete message: it gets message_timeout from its first
+        // byte, however slowly the rest trickles in.
+        partial_since = if buf.len() < 4 && buf.iter().all(|&b| b == b'\r' || b == b'\n') {
+            None
+        } else {
+            partial_since.or_else(|| Some(Instant::now()))
+        };
+        let message_deadline = partial_since.map(|t| t + message_timeout);
         buf.reserve(READ_CHUNK);
         tokio::select! {
             r = reader.read_buf(&mut buf) => match r {
@@ -584,6 +636,16 @@ where
                     return Close::Idle;
                 }
                 sleep.as_mut().reset(deadline);
+            }
+            () = async {
+                match message_deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                inner.counters.slow_message_closes.fetch_add(1, Ordering::Relaxed);
+                debug!(conn = ?flow.id, peer = %flow.peer, buffered = buf.len(), "message incomplete after the message timeout; closing the connection");
+                return Close::SlowMessage;
             }
             () = stopped(&mut shutdown) => return Close::Shutdown,
             _ = &mut *writer_task => return Close::Writer,
