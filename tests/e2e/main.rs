@@ -16,6 +16,7 @@
 
 mod baresip;
 mod checks;
+mod hostile;
 mod kamailio;
 mod kamailio_auth;
 mod media;
