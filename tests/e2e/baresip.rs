@@ -519,6 +519,7 @@ fn baresip_answers_a_carrier_call() {
         problems.push("baresip never logged \"Call established\"".to_owned());
     }
     sbcd.assert_running();
+    problems.extend(sbcd.leaked_secrets());
     if let Some(report) = verdict(
         "carrier (SIPp) -> sbcd -> registered baresip, auto-answer, carrier hangs up",
         &[&carrier],

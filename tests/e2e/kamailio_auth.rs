@@ -358,6 +358,8 @@ fn e2e_log(kamailio: &Kamailio) -> String {
 /// empty.
 fn verdict(title: &str, c: &Carrier, sbcd: &mut Sbcd, problems: &[String]) {
     sbcd.assert_running();
+    let mut problems = problems.to_vec();
+    problems.extend(sbcd.leaked_secrets());
     if problems.is_empty() {
         return;
     }

@@ -59,7 +59,9 @@ fn leg_checks(caller: &SippRun, callee: &SippRun, expect: &Expect) -> Vec<String
 /// Fails the test with a full account unless every SIPp succeeded and no check failed.
 fn finish(sbcd: &mut Sbcd, title: &str, runs: &[&SippRun], problems: &[String]) {
     sbcd.assert_running();
-    if let Some(report) = verdict(title, runs, problems) {
+    let mut problems = problems.to_vec();
+    problems.extend(sbcd.leaked_secrets());
+    if let Some(report) = verdict(title, runs, &problems) {
         panic!("{report}");
     }
 }

@@ -446,6 +446,41 @@ impl Sbcd {
     }
 
     /// Panics if sbcd exited (crashed) while the test ran.
+    /// Secrets of the config (`password = "…"`, header `value = "…"`) found in sbcd's log (it
+    /// runs at debug level) or in its `/status`: each one a problem (issue 7: credentials never
+    /// appear in logs or status).
+    pub(crate) fn leaked_secrets(&self) -> Vec<String> {
+        let config = read_lossy(&self.config);
+        let mut secrets = Vec::new();
+        for key in ["password = \"", "value = \""] {
+            let mut rest = config.as_str();
+            while let Some(at) = rest.find(key) {
+                rest = &rest[at + key.len()..];
+                if let Some(end) = rest.find('"') {
+                    if end >= 3 && !secrets.contains(&&rest[..end]) {
+                        secrets.push(&rest[..end]);
+                    }
+                }
+            }
+        }
+        let log = read_lossy(&self.log);
+        let status = util::http_get(self.admin, "/status")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        let mut problems = Vec::new();
+        for secret in secrets {
+            for (what, text) in [("log", &log), ("/status", &status)] {
+                if text.contains(secret) {
+                    let line = text.lines().find(|l| l.contains(secret)).unwrap_or("");
+                    problems.push(format!(
+                        "a secret of the config appears in sbcd's {what}: {line}"
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
     pub(crate) fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!(
