@@ -16,6 +16,7 @@
 
 mod baresip;
 mod checks;
+mod fuzz_net;
 mod hostile;
 mod kamailio;
 mod kamailio_auth;

@@ -190,7 +190,7 @@ impl Topology {
     }
 
     /// The PBX, carrier (and backup) trunks with allowlists, and routes between them.
-    fn default_trunks(&self) -> String {
+    pub(crate) fn default_trunks(&self) -> String {
         let mut t = String::new();
         let pbx_net = match self.pbx.addr.ip() {
             IpAddr::V4(ip) => format!("{ip}/32"),
@@ -479,6 +479,18 @@ impl Sbcd {
             }
         }
         problems
+    }
+
+    /// sbcd's resident memory now (VmRSS), in KiB.
+    pub(crate) fn rss_kib(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 
     pub(crate) fn assert_running(&mut self) {
