@@ -866,3 +866,112 @@ fn kamailio_auth_unregisters_on_sigterm() {
         );
     }
 }
+
+/// Test 6 (issue 7): a crash under load. sbcd is killed with SIGKILL while the PBX places calls
+/// through Kamailio; it is started again as systemd would (`Restart=on-failure`,
+/// `RestartSec=2s`: this machine has no systemd as PID 1, so the test does it), says READY=1
+/// on a NOTIFY_SOCKET the test binds, carries a new call at once, and has its registration on
+/// behalf back well within one refresh cycle.
+#[test]
+fn kamailio_auth_kill9_under_load_recovers() {
+    use std::os::unix::net::UnixDatagram;
+    const LOAD: u32 = 200;
+    let _serial = serial();
+    let c = carrier("kamailio_auth_kill9", Variant::Qop, PASSWORD);
+    let mut sbcd = Sbcd::start(&c.topo);
+    wait_registered(&c, &mut sbcd);
+    let saved_before = events(&c.kamailio, "REGISTER-SAVED").len();
+
+    let carrier_load = c
+        .topo
+        .carrier_uas("uas_basic.xml")
+        .calls(LOAD)
+        .spawn(&c.topo.dir);
+    let pbx_load = c
+        .topo
+        .pbx_uac("uac_long.xml")
+        .calls(LOAD)
+        .args(&["-r", "20", "-d", "2000"])
+        .spawn(&c.topo.dir);
+    thread::sleep(Duration::from_secs(3));
+    let mut problems = Vec::new();
+    match sbcd.metrics() {
+        Ok(m) if util::metric(&m, "sbc_calls_active", &[]).unwrap_or(0.0) < 1.0 => {
+            problems.push("no call was up when sbcd was killed: the load did not start".to_owned());
+        }
+        Ok(_) => {}
+        Err(e) => problems.push(e),
+    }
+    sbcd.kill();
+    // The load's SIPps lose their calls; stop them before the carrier's port is reused.
+    let _ = pbx_load.wait_for(Duration::from_secs(1));
+    let _ = carrier_load.wait_for(Duration::from_secs(1));
+    thread::sleep(Duration::from_secs(2)); // RestartSec=2s
+
+    let sock_path = c.topo.dir.file("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let notify = UnixDatagram::bind(&sock_path).expect("bind the notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let restarted_at = Instant::now();
+    let mut sbcd = Sbcd::start_with(
+        &c.topo,
+        &[("NOTIFY_SOCKET", sock_path.as_os_str())],
+        "sbcd-restarted.log",
+    );
+    let mut buf = [0u8; 4096];
+    let ready = notify
+        .recv(&mut buf)
+        .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned());
+    match &ready {
+        Ok(text) if text.lines().any(|l| l == "READY=1") => {}
+        other => problems.push(format!("no READY=1 from the restarted sbcd: {other:?}")),
+    }
+    let ready_after = restarted_at.elapsed();
+
+    // A new call right after READY.
+    let (pbx, carrier) = run_call(
+        &c.topo.dir,
+        c.topo.pbx_uac("uac_basic.xml"),
+        vec![c.topo.carrier_uas("uas_basic.xml")],
+    );
+    let carrier = &carrier[0];
+    problems.extend(leg_checks(&pbx, carrier, &kamailio_expect(&c.topo)));
+
+    // The registration is back: a new REGISTER saved by Kamailio, well within one refresh
+    // cycle (sbcd refreshes at 55% of the granted 300 s).
+    let contacts = wait_registered(&c, &mut sbcd);
+    let registered_after = restarted_at.elapsed();
+    let saved_after = events(&c.kamailio, "REGISTER-SAVED").len();
+    if saved_after <= saved_before {
+        problems.push(format!(
+            "Kamailio saved no REGISTER after the restart ({saved_before} before, {saved_after} after); contacts {contacts:?}"
+        ));
+    }
+    // The Contact is the same as before the crash (derived from the trunk's password), so the
+    // new REGISTER replaced the dead process's binding instead of adding a second one.
+    if contacts.len() != 1 {
+        problems.push(format!(
+            "Kamailio holds {contacts:?} after the restart: one binding (the same Contact) expected"
+        ));
+    }
+    let cycle = Duration::from_secs(u64::from(EXPIRES) * 55 / 100);
+    if registered_after >= cycle {
+        problems.push(format!(
+            "the registration came back {registered_after:?} after the restart: more than one refresh cycle ({cycle:?})"
+        ));
+    }
+    eprintln!(
+        "kill -9: READY {} ms after the restart, registration up {} ms after it, contacts {contacts:?}",
+        ready_after.as_millis(),
+        registered_after.as_millis()
+    );
+    verdict(
+        "kill -9 under load: restarted, READY, a call at once, registration back within a refresh cycle",
+        &c,
+        &mut sbcd,
+        &problems,
+    );
+    let _ = finish;
+}

@@ -383,6 +383,16 @@ impl Sbcd {
     /// Writes the topology's config, checks it with `sbcd check-config`, starts the daemon and
     /// waits until it answers an OPTIONS.
     pub(crate) fn start(topo: &Topology) -> Self {
+        Self::start_with(topo, &[], "sbcd.log")
+    }
+
+    /// [`start`](Self::start) with extra environment variables (e.g. `NOTIFY_SOCKET`) and
+    /// the log in `log_name` (a restart keeps the first run's log).
+    pub(crate) fn start_with(
+        topo: &Topology,
+        env: &[(&str, &std::ffi::OsStr)],
+        log_name: &str,
+    ) -> Self {
         let config = topo.write_config();
         let (code, output) = check_config(&config);
         assert_eq!(
@@ -392,8 +402,8 @@ impl Sbcd {
             config.display(),
             topo.config_toml()
         );
-        let log = topo.dir.file("sbcd.log");
-        let out = File::create(&log).expect("create sbcd.log");
+        let log = topo.dir.file(log_name);
+        let out = File::create(&log).expect("create the sbcd log");
         let err = out.try_clone().expect("clone file handle");
         let mut cmd = Command::new(sbcd_binary());
         cmd.arg("--config")
@@ -402,6 +412,9 @@ impl Sbcd {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
         clean_env(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = cmd.spawn().expect("spawn sbcd");
         let mut sbcd = Self {
             child,
@@ -445,7 +458,6 @@ impl Sbcd {
         }
     }
 
-    /// Panics if sbcd exited (crashed) while the test ran.
     /// Secrets of the config (`password = "…"`, header `value = "…"`) found in sbcd's log (it
     /// runs at debug level) or in its `/status`: each one a problem (issue 7: credentials never
     /// appear in logs or status).
@@ -481,6 +493,12 @@ impl Sbcd {
         problems
     }
 
+    /// SIGKILL (a crash as the kernel sees it) and reap: nothing of sbcd's shutdown runs.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// sbcd's resident memory now (VmRSS), in KiB.
     pub(crate) fn rss_kib(&self) -> Option<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -493,6 +511,7 @@ impl Sbcd {
             .ok()
     }
 
+    /// Panics if sbcd exited (crashed) while the test ran.
     pub(crate) fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!(

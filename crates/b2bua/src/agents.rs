@@ -138,7 +138,12 @@ fn params(routing: &Routing, ctx: &Ctx, id: TrunkId) -> Option<(Params, Key)> {
     } else {
         b"sip:"
     });
-    contact.extend_from_slice(&routing.shared.contact_user(&t.name));
+    let password = t
+        .outbound
+        .auth
+        .as_ref()
+        .map(|a| a.password.expose().as_bytes());
+    contact.extend_from_slice(&routing.shared.contact_user(&t.name, password));
     contact.push(b'@');
     contact.extend_from_slice(&local.sent_by);
     if transport == Transport::Tcp {

@@ -54,7 +54,13 @@ impl Routing {
             })
             .collect();
         let ingress = Ingress::new(&config, |id| {
-            Some(shared.contact_user(&config.trunk(id).name))
+            let t = config.trunk(id);
+            let password = t
+                .outbound
+                .auth
+                .as_ref()
+                .map(|a| a.password.expose().as_bytes());
+            Some(shared.contact_user(&t.name, password))
         });
         Self {
             config,

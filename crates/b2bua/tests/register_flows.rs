@@ -82,7 +82,7 @@ fn register(net: &mut Net) -> String {
 fn registers_with_digest_and_takes_calls_to_its_contact() {
     let mut net = Net::with_config(CONFIG);
     let contact = register(&mut net);
-    let user = trunks::Shared::new([7; 32], Instant::now()).contact_user("reg");
+    let user = trunks::Shared::new([7; 32], Instant::now()).contact_user("reg", Some(b"pw"));
     let user = String::from_utf8(user).unwrap();
     assert_eq!(contact, format!("<sip:{user}@127.0.0.1:5060>"));
     let regs = registration(&mut net);

@@ -74,14 +74,22 @@ impl Shared {
     }
 
     /// The user part of the Contact sbcd registers for `trunk` (register-on-behalf): `r` and
-    /// 16 hex digits of HMAC(secret, trunk name). Unguessable, so that a request to it can be
+    /// 16 hex digits of HMAC(key, trunk name). Unguessable, so that a request to it can be
     /// taken as coming from the trunk's registrar.
+    ///
+    /// The key is the trunk's registration password when it has one (`password`): the Contact
+    /// then stays the same across restarts, so the REGISTER after a crash replaces the binding
+    /// the dead process left (RFC 3261 §10.3 step 7) instead of adding a second one the
+    /// registrar would fork calls to. Without a password, the process secret.
     #[must_use]
-    pub fn contact_user(&self, trunk: &str) -> Vec<u8> {
+    pub fn contact_user(&self, trunk: &str, password: Option<&[u8]>) -> Vec<u8> {
         let mut label = Vec::with_capacity(8 + trunk.len());
         label.extend_from_slice(b"contact:");
         label.extend_from_slice(trunk.as_bytes());
-        let mac = keyed(&self.secret, &label);
+        let mac = match password {
+            Some(p) if !p.is_empty() => keyed(&keyed(p, b"sbcd contact key"), &label),
+            _ => keyed(&self.secret, &label),
+        };
         let mut user = Vec::with_capacity(17);
         user.push(b'r');
         for b in &mac[..8] {
@@ -92,7 +100,7 @@ impl Shared {
     }
 }
 
-fn keyed(secret: &[u8; 32], label: &[u8]) -> [u8; 32] {
+fn keyed(secret: &[u8], label: &[u8]) -> [u8; 32] {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
         unreachable!("HMAC takes keys of any length")
     };
