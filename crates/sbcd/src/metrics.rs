@@ -21,6 +21,8 @@ pub(crate) struct Metrics {
     registry: Registry,
     /// `sbc_calls_active`: calls in progress (set when scraped).
     pub(crate) calls_active: IntGauge,
+    /// `sbc_calls_held`: call state held, ended calls whose transactions linger included.
+    pub(crate) calls_held: IntGauge,
     /// `sbc_calls_total{trunk,leg,result}`: ended calls, on the inbound trunk (`leg="inbound"`)
     /// and on the outbound trunk they last went to (`leg="outbound"`).
     pub(crate) calls_total: IntCounterVec,
@@ -77,6 +79,11 @@ impl Metrics {
         let registry = Registry::new();
         let calls_active =
             IntGauge::new("sbc_calls_active", "Calls in progress").expect("valid metric");
+        let calls_held = IntGauge::new(
+            "sbc_calls_held",
+            "Calls whose state sbcd holds: in progress, or ended with transactions still absorbing retransmissions (about 32 s)",
+        )
+        .expect("valid metric");
         let calls_total = IntCounterVec::new(
             Opts::new(
                 "sbc_calls_total",
@@ -236,6 +243,7 @@ impl Metrics {
         .expect("valid metric");
         for m in [
             Box::new(calls_active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(calls_held.clone()),
             Box::new(sources_blocked.clone()),
             Box::new(calls_refused.clone()),
             Box::new(sip_requests.clone()),
@@ -262,6 +270,7 @@ impl Metrics {
         Self {
             registry,
             calls_active,
+            calls_held,
             calls_total,
             messages_dropped: messages_dropped.clone(),
             config_reloads,

@@ -70,6 +70,9 @@ pub(crate) struct TrunkCalls {
 #[derive(Debug)]
 pub(crate) struct ShardCounters {
     pub(crate) calls: Vec<AtomicUsize>,
+    /// Calls each shard holds: in progress, or ended with transactions still absorbing
+    /// retransmissions (flat under a steady load: no call state leaks).
+    pub(crate) held: Vec<AtomicUsize>,
     /// Media port pairs in use, per shard.
     pub(crate) media_pairs: Vec<AtomicUsize>,
     /// Media port pairs the relay could bind (set at start).
@@ -109,6 +112,8 @@ impl ShardCounters {
         m.copy_sip_counters(&self.sip);
         m.calls_active
             .set(i64::try_from(self.active_calls()).unwrap_or(i64::MAX));
+        let held: usize = self.held.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        m.calls_held.set(i64::try_from(held).unwrap_or(i64::MAX));
         let used: usize = self
             .media_pairs
             .iter()
@@ -158,6 +163,7 @@ impl ShardSet {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(QUEUE)).unzip();
         let counters = ShardCounters {
             calls: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            held: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             media_pairs: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             media_pairs_total: AtomicUsize::new(0),
             unregistering: (0..n).map(|_| AtomicUsize::new(0)).collect(),
@@ -330,6 +336,7 @@ pub(crate) async fn run_shard(
         }
         counters.beats[index].fetch_add(1, Ordering::Relaxed);
         counters.calls[index].store(shard.active_calls(), Ordering::Relaxed);
+        counters.held[index].store(shard.calls(), Ordering::Relaxed);
         counters.media_pairs[index].store(shard.media_pairs_in_use(), Ordering::Relaxed);
         counters.unregistering[index].store(shard.unregistering(), Ordering::Relaxed);
     }
