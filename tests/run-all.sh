@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 # tests/kamailio/proxy.cfg on 127.0.0.4 and kernel-assigned ports, like every other peer.
 # baresip-core is the headless baresip (the baresip package adds GTK, ffmpeg and GStreamer).
 # systemd: only for `systemd-analyze verify` of systemd/sbcd.service (nothing is started).
-packages=(sip-tester kamailio baresip-core prometheus systemd)
+# sipvicious: svmap, svwar and svcrack against sbcd on loopback (tests/e2e/scanners.rs).
+packages=(sip-tester kamailio baresip-core prometheus systemd sipvicious)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

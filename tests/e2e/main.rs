@@ -24,6 +24,7 @@ mod media;
 mod operations;
 mod reload;
 mod sbcd;
+mod scanners;
 mod sip;
 mod sipp;
 mod trunk_modes;
