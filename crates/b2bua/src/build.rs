@@ -35,7 +35,7 @@ pub(crate) fn crosses(h: &Header<'_>) -> bool {
 
 /// What sbcd allows, in every INVITE, 2xx and OPTIONS reply it writes (§20.5).
 pub(crate) const ALLOW: &[u8] =
-    b"INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK, MESSAGE, NOTIFY";
+    b"INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK, MESSAGE, NOTIFY, REGISTER";
 /// Extensions sbcd supports (RFC 3262 on the outbound leg).
 pub(crate) const SUPPORTED: &[u8] = b"100rel";
 /// Written into User-Agent and Server.

@@ -67,10 +67,14 @@ impl Shared {
         }
     }
 
-    /// Seconds since the epoch, for nonces.
+    /// Seconds since the epoch, for nonces, plus an offset drawn from the process secret: the
+    /// time in a nonce (sent in the clear) then says nothing about when sbcd started.
     #[must_use]
     pub fn secs(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_secs()
+        let mut offset = [0u8; 8];
+        offset.copy_from_slice(&keyed(&self.secret, b"nonce time offset")[..8]);
+        // 2^40 s: far from overflow, and anywhere in 35,000 years.
+        (u64::from_le_bytes(offset) >> 24) + now.saturating_duration_since(self.epoch).as_secs()
     }
 
     /// The user part of the Contact sbcd registers for `trunk` (register-on-behalf): `r` and
