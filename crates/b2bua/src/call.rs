@@ -1851,8 +1851,10 @@ impl Call {
                         trunk: Some(routing.config.trunk(trunk).name.clone()),
                         mode: "digest",
                     });
+                    let blocked = routing.shared.guard.auth_failed(inc.source.ip(), now);
                     ctx.event(Event::SourceRefused {
                         source: inc.source.ip(),
+                        blocked,
                     });
                 }
                 if let Some(r) = build::stateless_response(msg, inc.source, code, &tag, |w| {

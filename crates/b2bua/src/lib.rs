@@ -122,6 +122,8 @@ pub enum Event {
     SourceRefused {
         /// The source address of the request.
         source: std::net::IpAddr,
+        /// This refusal blocked the source (`[limits]`; the shard counted it at once).
+        blocked: bool,
     },
     /// A registration on behalf changed state (`sbc_registration_up{trunk}`, `/status`).
     Registration {

@@ -936,8 +936,13 @@ impl Shard {
             });
         });
         debug!(source = %inc.source, "request from no trunk: 403");
+        let blocked = routing
+            .shared
+            .guard
+            .auth_failed(inc.source.ip(), self.last_now.unwrap_or_else(Instant::now));
         self.ctx.event(Event::SourceRefused {
             source: inc.source.ip(),
+            blocked,
         });
         self.reply(msg, inc, 403);
         None
@@ -975,8 +980,10 @@ impl Shard {
                     trunk: Some(name.clone()),
                     mode: Mode::Digest.as_str(),
                 });
+                let blocked = routing.shared.guard.auth_failed(inc.source.ip(), now);
                 self.ctx.event(Event::SourceRefused {
                     source: inc.source.ip(),
+                    blocked,
                 });
                 self.reply(msg, inc, 403);
                 false

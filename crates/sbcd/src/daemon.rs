@@ -86,11 +86,15 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let n = shard_count();
-    let guard = Arc::new(trunks::guard::GuardShared::new(
+    // Nonces and registered Contact users are keyed by a secret of this process; it outlives
+    // reloads, so challenges in flight stay valid across a SIGHUP. Its guard (per-source
+    // limits) is shared by the transport readers and the shards.
+    let shared = Arc::new(trunks::Shared::new(secret()?, std::time::Instant::now()));
+    let guard = Arc::clone(&shared.guard);
+    guard.reconfigure(
         trunks::guard::Limits::from_config(&config.limits),
         trunks::guard::Trusted::from_config(&config),
-        std::time::Instant::now(),
-    ));
+    );
     let (shard_set, receivers) = ShardSet::new(n, Arc::clone(&guard));
     let (relay, media_events, media_setups) = crate::media::start(&config, n)?;
     shard_set.counters.media_pairs_total.store(
@@ -128,9 +132,6 @@ async fn serve(config_path: PathBuf, config: Arc<Config>, log: LogControl) -> an
     .await
     .context("binding the SIP listeners")?;
     let locals = shards::locals(&transports, &config);
-    // Nonces and registered Contact users are keyed by a secret of this process; it outlives
-    // reloads, so challenges in flight stay valid across a SIGHUP.
-    let shared = Arc::new(trunks::Shared::new(secret()?, std::time::Instant::now()));
     let routing = {
         let c = (*config).clone();
         let s = Arc::clone(&shared);

@@ -427,10 +427,9 @@ fn count_event(counters: &ShardCounters, e: Event) {
             c.inbound[i] += 1;
         }
         Event::Dropped { reason } => m.message_dropped(reason.label()),
-        Event::SourceRefused { source } => {
+        Event::SourceRefused { source, blocked } => {
             let g = &counters.guard;
-            let now = Instant::now();
-            if g.auth_failed(source, now) && g.may_log(now) {
+            if blocked && g.may_log(Instant::now()) {
                 warn!(
                     %source,
                     block_secs = g.block_duration().as_secs(),

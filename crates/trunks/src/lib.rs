@@ -47,6 +47,10 @@ pub struct Shared {
     pub down: dashmap::DashMap<String, u16>,
     /// Calls in progress and call starts per trunk (`inbound.max_calls`, `inbound.max_cps`).
     pub loads: guard::TrunkLoads,
+    /// Per-source limits and the block list, shared with the transport readers: a shard that
+    /// refuses a request counts it here at once, so the readers drop the source's next
+    /// messages without waiting for the daemon.
+    pub guard: std::sync::Arc<guard::GuardShared>,
 }
 
 impl Shared {
@@ -64,6 +68,11 @@ impl Shared {
             bindings: registrar::Bindings::default(),
             down: dashmap::DashMap::new(),
             loads: guard::TrunkLoads::default(),
+            guard: std::sync::Arc::new(guard::GuardShared::new(
+                guard::Limits::default(),
+                guard::Trusted::default(),
+                epoch,
+            )),
         }
     }
 
