@@ -573,37 +573,9 @@ impl Shard {
             }
             return;
         }
-        self.count_received(&msg);
         match msg.start {
             StartLine::Response { .. } => self.on_response(now, &msg),
             StartLine::Request { method, .. } => self.on_request(now, &msg, inc, method),
-        }
-    }
-
-    /// Counts a valid received message on its leg: a response by the side its branch names (sbcd
-    /// wrote it), an in-dialog request by the side of sbcd's To tag, anything else as inbound.
-    fn count_received(&self, msg: &Message<'_, '_>) {
-        let counters = &self.ctx.counters;
-        match msg.start {
-            StartLine::Response { code, .. } => {
-                let side = msg
-                    .top_via()
-                    .ok()
-                    .and_then(|v| v.branch())
-                    .and_then(ids::read_branch)
-                    .map_or(Side::A, |(_, side, _)| side);
-                let method = msg.cseq().map_or(Method::Other, |c| c.method_kind());
-                counters.response(side, Direction::Received, method, code);
-            }
-            StartLine::Request { method, .. } => {
-                let side = msg
-                    .to()
-                    .ok()
-                    .and_then(|t| t.tag())
-                    .and_then(ids::read_tag)
-                    .map_or(Side::A, |(_, side)| side);
-                counters.request(side, Direction::Received, method);
-            }
         }
     }
 
@@ -641,12 +613,20 @@ impl Shard {
     }
 
     fn on_response(&mut self, now: Instant, msg: &Message<'_, '_>) {
-        let found = msg
+        let branch = msg
             .top_via()
             .ok()
             .and_then(|v| v.branch())
-            .and_then(ids::read_branch)
-            .filter(|(t, _, _)| t.shard == self.ctx.shard);
+            .and_then(ids::read_branch);
+        // Counted on the leg its branch names (sbcd wrote it); a stray one as inbound.
+        if let Some(code) = msg.status_code() {
+            let method = msg.cseq().map_or(Method::Other, |c| c.method_kind());
+            let side = branch.map_or(Side::A, |(_, side, _)| side);
+            self.ctx
+                .counters
+                .response(side, Direction::Received, method, code);
+        }
+        let found = branch.filter(|(t, _, _)| t.shard == self.ctx.shard);
         let Some((t, _side, txn)) = found else {
             self.drop_msg(DropReason::StrayResponse);
             return;
@@ -710,9 +690,12 @@ impl Shard {
         inc: Incoming<'_>,
         method: Method,
     ) {
-        let to_tag = msg.to().ok().and_then(|t| t.tag());
-        if let Some(tag) = to_tag {
-            let ours = ids::read_tag(tag).filter(|(t, _)| t.shard == self.ctx.shard);
+        let tagged = msg.to().ok().and_then(|t| t.tag()).map(ids::read_tag);
+        // Counted on the leg of sbcd's To tag; outside a dialog (or a tag not ours) as inbound.
+        let side = tagged.flatten().map_or(Side::A, |(_, side)| side);
+        self.ctx.counters.request(side, Direction::Received, method);
+        if let Some(tag) = tagged {
+            let ours = tag.filter(|(t, _)| t.shard == self.ctx.shard);
             let slot = ours.map(|(t, _)| t.slot as usize);
             let call = ours.and_then(|(t, side)| {
                 let c = self.calls.get_mut(t.slot as usize)?;
@@ -760,7 +743,7 @@ impl Shard {
                     return;
                 }
                 let routing = Arc::clone(&self.routing);
-                let Some(m) = self.identify_or_refuse(&routing, msg, inc) else {
+                let Some(m) = self.identify_or_refuse(now, &routing, msg, inc) else {
                     return;
                 };
                 let inbound = &routing.config.trunk(m.trunk).inbound;
@@ -796,7 +779,7 @@ impl Shard {
 
     fn new_call(&mut self, now: Instant, msg: &Message<'_, '_>, inc: Incoming<'_>) {
         let routing = Arc::clone(&self.routing);
-        let Some(m) = self.identify_or_refuse(&routing, msg, inc) else {
+        let Some(m) = self.identify_or_refuse(now, &routing, msg, inc) else {
             return;
         };
         let trunk = m.trunk;
@@ -905,6 +888,7 @@ impl Shard {
     /// 403, each candidate trunk's failed check counted and logged at debug level.
     fn identify_or_refuse(
         &mut self,
+        now: Instant,
         routing: &Routing,
         msg: &Message<'_, '_>,
         inc: Incoming<'_>,
@@ -936,10 +920,7 @@ impl Shard {
             });
         });
         debug!(source = %inc.source, "request from no trunk: 403");
-        let blocked = routing
-            .shared
-            .guard
-            .auth_failed(inc.source.ip(), self.last_now.unwrap_or_else(Instant::now));
+        let blocked = routing.shared.guard.auth_failed(inc.source.ip(), now);
         self.ctx.event(Event::SourceRefused {
             source: inc.source.ip(),
             blocked,
