@@ -654,16 +654,18 @@ fn limits_block_flooding_and_refused_sources() {
             "source_requests_per_sec = 200",
             "source_requests_per_sec = 20",
         )
+        // Refusals do not block yet: the flood below is stopped by the rate alone (each of its
+        // requests is refused, which would otherwise block it after 3, racing the rate).
         .replace(
             "source_auth_failures_per_min = 10",
-            "source_auth_failures_per_min = 3",
+            "source_auth_failures_per_min = 0",
         )
         .replace("block_secs = 300", "block_secs = 2");
     assert_ne!(
         limited, text,
         "the sample's [limits] changed; update this test"
     );
-    std::fs::write(&path, limited).unwrap();
+    std::fs::write(&path, &limited).unwrap();
     let mut daemon = Daemon::start(&mut sbcd(&["-c", path.to_str().unwrap()]));
     let sip = field(&daemon.wait_for("listener=udp:"), "listener=udp:");
     let admin = field(&daemon.wait_for("admin endpoint"), "listen=");
@@ -717,7 +719,18 @@ fn limits_block_flooding_and_refused_sources() {
     let pbx = UdpSocket::bind("127.0.0.1:0").unwrap();
     assert_eq!(burst(&pbx, 100), 100);
 
-    // Refused three times (403: no trunk accepts it), a second source is blocked.
+    // Refused three times (403: no trunk accepts it), a second source is blocked: the limit
+    // comes with a reload (blocks and counts survive it).
+    std::fs::write(
+        &path,
+        limited.replace(
+            "source_auth_failures_per_min = 0",
+            "source_auth_failures_per_min = 3",
+        ),
+    )
+    .unwrap();
+    let (status, body) = http(&admin, "POST", "/reload");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
     let refused = UdpSocket::bind("127.0.0.10:0").unwrap();
     for _ in 0..3 {
         assert_eq!(burst(&refused, 1), 1);
