@@ -17,10 +17,11 @@ idle before the run, the max while every call is up (the plateau), and AFTER_S s
 the last call ended. KiB per call = (plateau - idle) / CALLS. Exit status 0 only when every call
 succeeded.
 SIPp warns that CALLS + 1 open files would exceed `ulimit -n` "to allow for media support": these
-scenarios carry no media, so that warning is harmless.
+scenarios play no RTP (sbcd anchors the SDP, nobody sends to it), so that warning is harmless.
 
 Environment:
-  CALLS      calls, and the concurrency limit   (default 20000)
+  CALLS      calls, and the concurrency limit   (default 4000; each anchored call holds 4 media
+             ports, one descriptor each: the media range is sized from CALLS)
   RATE       calls/s of the ramp                (default 500: a 40 s ramp)
   HOLD_MS    how long each call is held         (default 60000)
   AFTER_S    seconds sampled after the last call ended (default 40: past sbcd's 32 s timers)
