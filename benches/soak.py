@@ -162,7 +162,7 @@ def msum(samples, name, **want):
     return int(sum(vals)) if vals else None
 
 
-CALL_RESULTS = ("answered", "cancelled", "failed", "timeout", "media_timeout")
+CALL_RESULTS = ("answered", "cancelled", "busy", "failed", "timeout", "media_timeout")
 
 
 def scrape(port):
@@ -595,7 +595,7 @@ def judge(d, meta, samples, reloads, idle, idle_rss, idle_fds, final, snmp0, snm
     # sbcd's own view of the calls (inbound leg, counted once per call).
     res = {r: (final.get("calls_" + r) or 0) - (idle.get("calls_" + r) or 0) for r in CALL_RESULTS}
     add("sbcd's call results match SIPp's",
-        res["answered"] == answered and res["failed"] == busy and not any(res[r] for r in ("cancelled", "timeout", "media_timeout")),
+        res["answered"] == answered and res["busy"] == busy and not any(res[r] for r in ("cancelled", "failed", "timeout", "media_timeout")),
         "sbc_calls_total{leg=inbound}: " + ", ".join("%s %d" % kv for kv in res.items()))
     tt = (final.get("txn_timeouts") or 0) - (idle.get("txn_timeouts") or 0)
     add("no transaction timeouts", tt == 0,

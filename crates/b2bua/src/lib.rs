@@ -159,7 +159,9 @@ pub enum CallResult {
     Answered,
     /// The caller cancelled before the answer.
     Cancelled,
-    /// Every trunk failed, or the call was refused; the status code sent to the caller.
+    /// Every trunk failed, or the call was refused; the status code sent to the caller. A
+    /// callee's 486 Busy Here or 600 Busy Everywhere is labelled `busy`, not `failed`: a busy
+    /// callee is the network working (ITU-T E.425 counts it towards NER), a failure is not.
     Failed(u16),
     /// Torn down by sbcd: no ACK for the 2xx (§13.3.1.4), or a dead leg.
     Timeout,
@@ -174,6 +176,7 @@ impl CallResult {
         match self {
             Self::Answered => "answered",
             Self::Cancelled => "cancelled",
+            Self::Failed(486 | 600) => "busy",
             Self::Failed(_) => "failed",
             Self::Timeout => "timeout",
             Self::MediaTimeout => "media_timeout",

@@ -271,6 +271,15 @@ fn busy_is_mapped_back() {
         out.iter().all(|s| s.to != addr(BACKUP)),
         "486 does not fail over"
     );
+    let ended: Vec<&'static str> = net
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::CallEnded { result, .. } => Some(result.label()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, ["busy"], "a busy callee is not a failed call");
 }
 
 #[test]

@@ -49,9 +49,10 @@ pub(crate) enum Input {
 }
 
 /// The `result` labels of `sbc_calls_total`, in the order of [`TrunkCalls`]' arrays.
-pub(crate) const RESULTS: [&str; 5] = [
+pub(crate) const RESULTS: [&str; 6] = [
     "answered",
     "cancelled",
+    "busy",
     "failed",
     "timeout",
     "media_timeout",
@@ -412,7 +413,7 @@ fn count_event(counters: &ShardCounters, e: Event) {
         }
         Event::CallEnded { trunk, to, result } => {
             let result = result.label();
-            let i = RESULTS.iter().position(|r| *r == result).unwrap_or(2);
+            let i = RESULTS.iter().position(|r| *r == result).unwrap_or(3);
             m.calls_total
                 .with_label_values(&[trunk.as_str(), "inbound", result])
                 .inc();

@@ -339,8 +339,8 @@ mod tests {
                     health: None,
                     calls: TrunkCalls {
                         active: 2,
-                        inbound: [5, 1, 2, 0, 0],
-                        outbound: [0; 5],
+                        inbound: [5, 1, 3, 2, 0, 0],
+                        outbound: [0; 6],
                     },
                 },
                 TrunkStatus {
@@ -356,8 +356,8 @@ mod tests {
                     health: Some(Err(408)),
                     calls: TrunkCalls {
                         active: 0,
-                        inbound: [0; 5],
-                        outbound: [5, 0, 1, 0, 0],
+                        inbound: [0; 6],
+                        outbound: [5, 0, 0, 1, 0, 0],
                     },
                 },
             ],
@@ -373,7 +373,7 @@ mod tests {
         for part in [
             r#""version":"1.2.3","uptime_secs":3725,"draining":false,"calls_active":2"#,
             r#""media":{"sessions":4,"ports_free":9996}"#,
-            r#"{"name":"pbx","registration":null,"health":null,"calls":{"active":2,"inbound":{"answered":5,"cancelled":1,"failed":2,"timeout":0,"media_timeout":0}"#,
+            r#"{"name":"pbx","registration":null,"health":null,"calls":{"active":2,"inbound":{"answered":5,"cancelled":1,"busy":3,"failed":2,"timeout":0,"media_timeout":0}"#,
             r#"{"name":"carrier \"x\"","registration":{"state":"failing","up":false,"last_status":403,"last_reason":"Forbidden","failures":3,"expires_secs":null,"next_attempt_in_secs":64,"registrar":null}"#,
             r#""health":{"up":false,"last_status":408}"#,
         ] {
