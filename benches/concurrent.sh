@@ -35,18 +35,11 @@ Raw: OUT/run-*/rss.csv (one sample a second), result.json, summary.md, SIPp stat
 USAGE
 }
 
-case "${1:-}" in
-  -h|--help) usage; exit 0 ;;
-  "") ;;
-  *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
-esac
+. benches/preflight.sh
+bench_args usage "$@"
 
-sbcd_bin=${SBCD_BIN:-target/release/sbcd}
-if [[ ! -x "$sbcd_bin" ]]; then
-  echo "$sbcd_bin not found: cargo build --release -p sbcd (or set SBCD_BIN)" >&2
-  exit 1
-fi
+need_sbcd
 # SIPp keeps every call (and the UAS every dialog) in memory; UDP mode uses one socket, but
 # raise the descriptor limit anyway.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+raise_nofile
 exec python3 benches/sipload.py concurrent

@@ -41,16 +41,11 @@ Raw: OUT/run-*/cps.csv, summary.md, meta.json and every SIPp stat/error file.
 USAGE
 }
 
-case "${1:-}" in
-  -h|--help) usage; exit 0 ;;
-  "") ;;
-  *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
-esac
+. benches/preflight.sh
+bench_args usage "$@"
 
-sbcd_bin=${SBCD_BIN:-target/release/sbcd}
-if [[ " ${TARGETS:-direct sbcd kamailio} " == *" sbcd "* && ! -x "$sbcd_bin" ]]; then
-  echo "$sbcd_bin not found: cargo build --release -p sbcd (or set SBCD_BIN)" >&2
-  exit 1
+if [[ " ${TARGETS:-direct sbcd kamailio} " == *" sbcd "* ]]; then
+  need_sbcd
 fi
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+raise_nofile
 exec python3 benches/sipload.py cps

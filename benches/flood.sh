@@ -86,22 +86,12 @@ CPU, dropped counters), meta.json, sbcd.toml, sbcd.stderr, every SIPp stat/error
 USAGE
 }
 
-case "${1:-}" in
-  -h|--help) usage; exit 0 ;;
-  "") ;;
-  *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
-esac
+. benches/preflight.sh
+bench_args usage "$@"
 
-sbcd_bin=${SBCD_BIN:-target/release/sbcd}
-if [[ ! -x "$sbcd_bin" ]]; then
-  echo "$sbcd_bin not found: cargo build --release -p sbcd (or set SBCD_BIN)" >&2
-  exit 2
-fi
-if ! command -v "${SIPP_BIN:-sipp}" >/dev/null; then
-  echo "sipp not found (apt-get install sip-tester)" >&2
-  exit 2
-fi
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+need_sbcd 2
+need_sipp 2
+raise_nofile
 
 exec python3 - <<'PY'
 """Driver of benches/flood.sh (python3 standard library; helpers shared with benches/sipload.py)."""

@@ -5,11 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-case "${1:-}" in
-  -h|--help) exec python3 benches/rtpload.py --help ;;
-  "") ;;
-  *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
-esac
+. benches/preflight.sh
+usage() { python3 benches/rtpload.py --help; }
+bench_args usage "$@"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/rtp-bench-target}
 export EXAMPLES=${EXAMPLES:-$CARGO_TARGET_DIR/release/examples}
@@ -22,5 +20,5 @@ if [[ " ${TARGETS:-direct bare sbcd sbcd_mmsg bare_uring rtpengine} " == *" rtpe
   exit 1
 fi
 # 2 sockets per call in the generator, 2 ports (4 for rtpengine) per call in the target.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+raise_nofile
 exec python3 benches/rtpload.py

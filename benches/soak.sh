@@ -66,20 +66,10 @@ error files. Every process it starts is stopped by PID; every loop is bounded in
 USAGE
 }
 
-case "${1:-}" in
-  -h|--help) usage; exit 0 ;;
-  "") ;;
-  *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
-esac
+. benches/preflight.sh
+bench_args usage "$@"
 
-sbcd_bin=${SBCD_BIN:-target/release/sbcd}
-if [[ ! -x "$sbcd_bin" ]]; then
-  echo "$sbcd_bin not found: cargo build --release -p sbcd (or set SBCD_BIN)" >&2
-  exit 1
-fi
-if ! command -v "${SIPP_BIN:-sipp}" >/dev/null; then
-  echo "sipp not found (apt-get install sip-tester)" >&2
-  exit 1
-fi
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+need_sbcd
+need_sipp
+raise_nofile
 exec python3 benches/soak.py
