@@ -543,14 +543,10 @@ def main():
     rc = 0
     for run_no in range(1, runs + 1):
         conf = os.path.join(d, "sbcd.toml")
-        sl.sbcd_config(conf, base, cfg["uac_port"], cfg["uas_port"])
-        with open(conf) as f:
-            text = f.read()
-        # 2,000 media ports are plenty for 100 zero-length calls/s, and sbcd wants an open file per
-        # port: the cps.sh range (20,000) does not start where `ulimit -Hn` is 20,000.
-        text = text.replace("port_max = 59999", "port_max = 41999")
-        with open(conf, "w") as f:
-            f.write(text + LIMITS.format(**cfg["limits"]))
+        # 2,000 media ports are plenty for 100 zero-length calls/s.
+        sl.sbcd_config(conf, base, cfg["uac_port"], cfg["uas_port"], (40000, 41999))
+        with open(conf, "a") as f:
+            f.write(LIMITS.format(**cfg["limits"]))
         chk = subprocess.run([cfg["sbcd_bin"], "check-config", "--config", conf], capture_output=True, text=True, timeout=30)
         if chk.returncode != 0:
             log("sbcd check-config failed: %s %s" % (chk.stdout, chk.stderr))
