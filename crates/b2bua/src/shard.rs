@@ -747,30 +747,21 @@ impl Shard {
                     return;
                 };
                 let inbound = &routing.config.trunk(m.trunk).inbound;
-                // A trunk recognised by something other than digest alone (its address, hash
-                // domain, header or prefix) gets its keep-alive answered without credentials.
-                // A digest-only trunk matches any source: its OPTIONS are challenged like any
-                // request, so a stranger learns no more from OPTIONS than from an INVITE.
-                let known_without_digest = m.registered_contact
-                    || !inbound.allow.is_empty()
-                    || inbound.domain.is_some()
-                    || inbound.header.is_some()
-                    || inbound.prefix.is_some();
-                if method == Method::Options && known_without_digest {
-                    self.reply(msg, inc, 200);
-                } else if method == Method::Options {
-                    if self.authorize(now, &routing, m.trunk, msg, inc) {
-                        self.reply(msg, inc, 200);
-                    }
-                } else if method == Method::Register
-                    && !routing.config.trunk(m.trunk).inbound.register
+                // A trunk recognised by something other than digest alone gets its keep-alive
+                // answered without credentials. A digest-only trunk matches any source: its
+                // OPTIONS are challenged like any request, so a stranger learns no more from
+                // OPTIONS than from an INVITE.
+                if method == Method::Options
+                    && (m.registered_contact || inbound.matches_without_digest())
                 {
+                    self.reply(msg, inc, 200);
+                } else if method == Method::Register && !inbound.register {
                     self.reply(msg, inc, 405);
                 } else if self.authorize(now, &routing, m.trunk, msg, inc) {
-                    if method == Method::Register {
-                        self.on_register(now, &routing, m.trunk, msg, inc);
-                    } else {
-                        self.reply(msg, inc, 405);
+                    match method {
+                        Method::Register => self.on_register(now, &routing, m.trunk, msg, inc),
+                        Method::Options => self.reply(msg, inc, 200),
+                        _ => self.reply(msg, inc, 405),
                     }
                 }
             }

@@ -311,6 +311,17 @@ impl InboundConfig {
             || self.digest.is_some()
             || self.register
     }
+
+    /// Whether a request can be told to be this trunk's by something other than digest alone:
+    /// its source address, hash domain, header or prefix. A digest-only trunk matches any
+    /// source until the credentials are checked.
+    #[must_use]
+    pub fn matches_without_digest(&self) -> bool {
+        !self.allow.is_empty()
+            || self.domain.is_some()
+            || self.header.is_some()
+            || self.prefix.is_some()
+    }
 }
 
 /// A header name and its secret value.
